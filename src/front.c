@@ -1,0 +1,728 @@
+/* SPDX-License-Identifier: MIT */
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "audit.h"
+#include "fd-util.h"
+#include "front.h"
+#include "http-util.h"
+#include "log.h"
+#include "peer.h"
+#include "policy.h"
+#include "upstream.h"
+
+/* Request headers plus what MHD keeps per connection; bounds what one client can hold. */
+#define CONNECTION_MEMORY_LIMIT (128U * 1024U)
+/* How much of the daemon's body each read hands to MHD. */
+#define RESPONSE_BLOCK_SIZE (64U * 1024U)
+#define THREAD_STACK_SIZE (256U * 1024U)
+#define MESSAGE_MAX 1024U
+
+typedef struct Front {
+        Server *server;
+        struct MHD_Daemon *daemon;
+        int listen_fd;
+        char *name;
+} Front;
+
+typedef enum ExchangeState {
+        EXCHANGE_NEW,        /* headers received, nothing decided yet */
+        EXCHANGE_FORWARDING, /* allowed: the request goes to the daemon */
+        EXCHANGE_DISCARDING, /* the daemon failed while the body came in: answer at its end */
+        EXCHANGE_ANSWERED,   /* a response is queued */
+} ExchangeState;
+
+/* One request, from its request line to its completion. */
+typedef struct Exchange {
+        Front *front;
+        ExchangeState state;
+        char *raw_target;
+        const char *method;
+        HttpTarget target;
+        Verdict verdict;
+        Peer peer;
+        int client_fd;
+        Upstream up;
+        bool chunked_body;
+        bool in_flight;
+        unsigned status;
+        char error[MESSAGE_MAX];
+        usec_t started;
+        unsigned long long bytes_in, bytes_out;
+} Exchange;
+
+/* Per-request settings copied out of the shared Config under its lock. */
+typedef struct RequestSettings {
+        Policy policy;
+        char socket_path[108];
+        usec_t timeout_usec;
+        unsigned keepalive_sec;
+} RequestSettings;
+
+static void settings_snapshot(Server *s, RequestSettings *ret) {
+        pthread_rwlock_rdlock(&s->config_lock);
+        ret->policy = s->config->policy;
+        snprintf(ret->socket_path, sizeof(ret->socket_path), "%s", s->config->socket_path);
+        ret->timeout_usec = s->config->timeout_usec;
+        ret->keepalive_sec = (unsigned) MAX((s->config->keepalive_usec + USEC_PER_SEC - 1) / USEC_PER_SEC, 1ULL);
+        pthread_rwlock_unlock(&s->config_lock);
+}
+
+static Exchange *exchange_free(Exchange *x) {
+        if (!x)
+                return NULL;
+        upstream_done(&x->up);
+        http_target_done(&x->target);
+        free(x->raw_target);
+        free(x);
+        return NULL;
+}
+
+/* The raw request-target, before MHD decodes it or splits off the query. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
+        Front *f = cls;
+        Exchange *x = calloc(1, sizeof(Exchange));
+
+        if (!x)
+                return NULL;
+        x->front = f;
+        x->up = UPSTREAM_NULL;
+        x->client_fd = -EBADF;
+        x->started = now_usec();
+        x->raw_target = strdup(uri);
+        if (!x->raw_target)
+                return exchange_free(x);
+        return x;
+}
+
+static size_t json_escape(char *out, size_t size, const char *s) {
+        size_t n = 0;
+
+        for (; *s && n + 7 < size; s++) {
+                unsigned char ch = *s;
+                if (ch == '"' || ch == '\\') {
+                        out[n++] = '\\';
+                        out[n++] = (char) ch;
+                } else if (ch < 0x20 || ch >= 0x7f)
+                        n += (size_t) snprintf(out + n, size - n, "\\u%04x", ch);
+                else
+                        out[n++] = (char) ch;
+        }
+        out[n] = '\0';
+        return n;
+}
+
+/* Our own answers look like the daemon's errors, so that the CLI prints them. */
+static enum MHD_Result respond_json(Exchange *x, struct MHD_Connection *c, unsigned status, const char *message) {
+        char body[MESSAGE_MAX * 6 + 64], escaped[MESSAGE_MAX * 6];
+        struct MHD_Response *r;
+        enum MHD_Result ret;
+        int n;
+
+        json_escape(escaped, sizeof(escaped), message);
+        n = snprintf(body, sizeof(body), "{\"message\":\"docker-socket-proxy: %s\"}\n", escaped);
+        r = MHD_create_response_from_buffer((size_t) n, body, MHD_RESPMEM_MUST_COPY);
+        if (!r)
+                return MHD_NO;
+        (void) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        /* Whatever the client pipelined after a refused or broken request is not ours to serve. */
+        if (status != 502 && status != 504)
+                (void) MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+        ret = MHD_queue_response(c, status, r);
+        MHD_destroy_response(r);
+        if (x) {
+                x->status = status;
+                x->state = EXCHANGE_ANSWERED;
+        }
+        return ret;
+}
+
+static void audit(Exchange *x, AuditKind kind, const char *reason) {
+        AuditRecord r = {
+                .kind = kind,
+                .method = x->method,
+                .path = x->raw_target,
+                .listener = x->front->name,
+                .rule = kind == AUDIT_REFUSED || kind == AUDIT_ALLOWED ? x->verdict.rule : NULL,
+                .reason = reason,
+                .status = x->status,
+                .peer = &x->peer,
+                .duration_usec = now_usec() - x->started,
+                .bytes_in = x->bytes_in,
+                .bytes_out = x->bytes_out,
+        };
+        _cleanup_free_ char *path = NULL;
+        const char *q = strchr(x->raw_target, '?');
+
+        if (q) {
+                path = strndup(x->raw_target, q - x->raw_target);
+                r.path = path ?: x->raw_target;
+                r.query = q + 1;
+        }
+        audit_log(&r);
+}
+
+static enum MHD_Result refuse_malformed(Exchange *x, struct MHD_Connection *c, const char *why) {
+        Counters *k = &x->front->server->counters;
+
+        atomic_fetch_add(&k->malformed, 1);
+        x->status = 400;
+        audit(x, AUDIT_MALFORMED, why);
+        return respond_json(x, c, 400, why);
+}
+
+typedef struct HeaderScan {
+        unsigned content_length_count;
+        unsigned transfer_encoding_count;
+        unsigned host_count;
+        bool chunked;
+        bool bad;
+        const char *bad_reason;
+        const char *connection;
+        const char *upgrade;
+} HeaderScan;
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+        HeaderScan *s = cls;
+
+        if (!http_is_token(key)) {
+                s->bad = true;
+                s->bad_reason = "a header name is not a valid token";
+                return MHD_NO;
+        }
+        if (!http_is_field_value(value ?: "")) {
+                s->bad = true;
+                s->bad_reason = "a header value holds a control byte";
+                return MHD_NO;
+        }
+        if (strcaseeq(key, "Content-Length")) {
+                s->content_length_count++;
+                for (const char *p = value; *p; p++)
+                        if (*p < '0' || *p > '9') {
+                                s->bad = true;
+                                s->bad_reason = "Content-Length is not a number";
+                        }
+        } else if (strcaseeq(key, "Transfer-Encoding")) {
+                s->transfer_encoding_count++;
+                s->chunked = strcaseeq(value, "chunked");
+        } else if (strcaseeq(key, "Host"))
+                s->host_count++;
+        else if (strcaseeq(key, "Connection"))
+                s->connection = value;
+        else if (strcaseeq(key, "Upgrade"))
+                s->upgrade = value;
+        return MHD_YES;
+}
+
+/* Framing the daemon could read differently from us is refused before anything else. */
+static const char *check_framing(const HeaderScan *s) {
+        if (s->bad)
+                return s->bad_reason;
+        if (s->content_length_count > 1)
+                return "the request has several Content-Length headers";
+        if (s->transfer_encoding_count > 1 || (s->transfer_encoding_count == 1 && !s->chunked))
+                return "the only Transfer-Encoding accepted is a single 'chunked'";
+        if (s->content_length_count > 0 && s->transfer_encoding_count > 0)
+                return "the request has both Content-Length and Transfer-Encoding";
+        if (s->host_count > 1)
+                return "the request has several Host headers";
+        return NULL;
+}
+
+typedef struct HeadBuilder {
+        char *buf;
+        size_t size, allocated;
+        const char *connection; /* the client's Connection header: the tokens it lists are hop-by-hop */
+        bool oom;
+} HeadBuilder;
+
+static void head_append(HeadBuilder *h, const char *s, size_t n) {
+        if (h->oom)
+                return;
+        if (h->size + n + 1 > h->allocated) {
+                size_t a = MAX(h->allocated * 2, h->size + n + 1024);
+                char *p = realloc(h->buf, a);
+                if (!p) {
+                        h->oom = true;
+                        return;
+                }
+                h->buf = p;
+                h->allocated = a;
+        }
+        memcpy(h->buf + h->size, s, n);
+        h->size += n;
+        h->buf[h->size] = '\0';
+}
+
+static void head_appendf(HeadBuilder *h, const char *a, const char *b, const char *c) {
+        head_append(h, a, strlen(a));
+        head_append(h, b, strlen(b));
+        head_append(h, c, strlen(c));
+}
+
+static enum MHD_Result add_forwarded_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+        HeadBuilder *h = cls;
+
+        if (http_header_is_hop_by_hop(key) || strcaseeq(key, "Content-Length") || strcaseeq(key, "Expect") ||
+            http_list_has_token(h->connection, key))
+                return MHD_YES;
+        head_append(h, key, strlen(key));
+        head_append(h, ": ", 2);
+        head_append(h, value ?: "", strlen(value ?: ""));
+        head_append(h, "\r\n", 2);
+        return MHD_YES;
+}
+
+static int build_request_head(struct MHD_Connection *c, const Exchange *x, const HeaderScan *scan, HeadBuilder *h) {
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+        h->connection = scan->connection;
+        head_appendf(h, x->method, " ", x->raw_target);
+        head_append(h, " HTTP/1.1\r\n", 11);
+        MHD_get_connection_values(c, MHD_HEADER_KIND, add_forwarded_header, h);
+        if (scan->host_count == 0)
+                head_append(h, "Host: docker\r\n", 14); /* the daemon refuses HTTP/1.1 without Host */
+        /* One request per daemon connection: its end is the end of the response. */
+        head_append(h, "Connection: close\r\n", 19);
+        if (cl)
+                head_appendf(h, "Content-Length: ", cl, "\r\n");
+        else if (x->chunked_body)
+                head_append(h, "Transfer-Encoding: chunked\r\n", 28);
+        head_append(h, "\r\n", 2);
+        return h->oom ? -ENOMEM : 0;
+}
+
+static const char *errno_explain(int r) {
+        switch (-r) {
+        case ENOENT:
+                return "the socket does not exist (is the daemon running?)";
+        case ECONNREFUSED:
+                return "the daemon does not accept connections (is it running?)";
+        case EACCES:
+        case EPERM:
+                return "permission denied";
+        case ETIMEDOUT:
+                return "it did not answer in time";
+        case ECONNRESET:
+                return "it closed the connection";
+        case EBADMSG:
+                return "its answer is not valid HTTP";
+        default:
+                return strerror(-r);
+        }
+}
+
+static void describe_identity(char *buf, size_t size) {
+        gid_t groups[64];
+        int n = getgroups((int) ELEMENTSOF(groups), groups);
+        size_t len;
+
+        len = (size_t) snprintf(buf, size, "uid %u, gid %u, groups", (unsigned) geteuid(), (unsigned) getegid());
+        for (int i = 0; i < n && len + 12 < size; i++)
+                len += (size_t) snprintf(buf + len, size - len, "%s%u", i ? "," : " ", (unsigned) groups[i]);
+        if (n <= 0)
+                snprintf(buf + len, size - len, " (none)");
+}
+
+static enum MHD_Result daemon_failed(Exchange *x, struct MHD_Connection *c, const RequestSettings *rs, int r,
+                                     bool at_connect) {
+        Counters *k = &x->front->server->counters;
+        unsigned status = r == -ETIMEDOUT ? 504 : 502;
+        char msg[MESSAGE_MAX];
+
+        atomic_fetch_add(&k->failed, 1);
+        if (at_connect && (r == -EACCES || r == -EPERM)) {
+                char who[512];
+                struct stat st;
+
+                describe_identity(who, sizeof(who));
+                if (stat(rs->socket_path, &st) >= 0)
+                        snprintf(msg, sizeof(msg),
+                                 "cannot connect to the Docker daemon at %s: permission denied; the proxy runs as %s; "
+                                 "the socket belongs to uid %u, gid %u with mode %04o; add the socket's group to the "
+                                 "proxy (SupplementaryGroups=docker in the service, or --listen as a member of it)",
+                                 rs->socket_path, who, (unsigned) st.st_uid, (unsigned) st.st_gid,
+                                 (unsigned) (st.st_mode & 07777));
+                else
+                        snprintf(msg, sizeof(msg),
+                                 "cannot connect to the Docker daemon at %s: permission denied; the proxy runs as %s",
+                                 rs->socket_path, who);
+        } else if (at_connect)
+                snprintf(msg, sizeof(msg), "cannot connect to the Docker daemon at %s: %s", rs->socket_path,
+                         errno_explain(r));
+        else
+                snprintf(msg, sizeof(msg), "the Docker daemon at %s failed to answer: %s", rs->socket_path,
+                         errno_explain(r));
+
+        upstream_done(&x->up);
+        x->status = status;
+        audit(x, AUDIT_FAILED, msg);
+        snprintf(x->error, sizeof(x->error), "%s", msg);
+        return respond_json(x, c, status, msg);
+}
+
+static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, const char *method,
+                                      const char *version) {
+        Server *s = x->front->server;
+        Counters *k = &s->counters;
+        const union MHD_ConnectionInfo *ci;
+        _cleanup_free_ char *head_buf = NULL;
+        HeadBuilder head = {};
+        HeaderScan scan = {};
+        RequestSettings rs;
+        char reason[MESSAGE_MAX], explain[512];
+        const char *bad;
+        int r;
+
+        x->method = method;
+        ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci) {
+                x->client_fd = ci->connect_fd;
+                (void) peer_from_fd(x->client_fd, &x->peer);
+        }
+
+        if (!streq(version, MHD_HTTP_VERSION_1_1) && !streq(version, MHD_HTTP_VERSION_1_0))
+                return refuse_malformed(x, c, "only HTTP/1.0 and HTTP/1.1 are spoken here");
+        if (!http_is_token(method))
+                return refuse_malformed(x, c, "the method is not a valid token");
+
+        MHD_get_connection_values(c, MHD_HEADER_KIND, scan_header, &scan);
+        bad = check_framing(&scan);
+        if (bad)
+                return refuse_malformed(x, c, bad);
+        x->chunked_body = scan.chunked;
+
+        r = http_target_parse(x->raw_target, &x->target);
+        if (r == -ENOMEM)
+                return MHD_NO;
+        if (r > 0)
+                return refuse_malformed(x, c, target_error_to_string(r));
+
+        settings_snapshot(s, &rs);
+        policy_decide(&rs.policy, method, x->target.path, &x->verdict);
+        if (!x->verdict.allowed) {
+                atomic_fetch_add(&k->refused, 1);
+                verdict_explain(&x->verdict, explain, sizeof(explain));
+                x->status = 403;
+                audit(x, AUDIT_REFUSED, explain);
+                snprintf(reason, sizeof(reason), "refused %s %s: %s", method, x->raw_target, explain);
+                return respond_json(x, c, 403, reason);
+        }
+
+        atomic_fetch_add(&k->allowed, 1);
+        atomic_fetch_add(&k->in_flight, 1);
+        x->in_flight = true;
+        x->state = EXCHANGE_FORWARDING;
+
+        /* From here the connection waits on the daemon, not on the client: MHD's idle timeout
+         * must not count that time. It is restored when the request completes. */
+        (void) MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0U);
+
+        r = upstream_connect(&x->up, rs.socket_path, rs.timeout_usec);
+        if (r < 0)
+                return daemon_failed(x, c, &rs, r, true);
+
+        r = build_request_head(c, x, &scan, &head);
+        head_buf = head.buf;
+        if (r < 0)
+                return MHD_NO;
+        r = upstream_send(&x->up, head.buf, head.size);
+        if (r < 0)
+                return daemon_failed(x, c, &rs, r, true);
+        return MHD_YES;
+}
+
+static enum MHD_Result forward_body(Exchange *x, const char *data, size_t *size) {
+        int r;
+
+        x->bytes_in += *size;
+        if (x->state == EXCHANGE_FORWARDING) {
+                r = x->chunked_body ? upstream_send_chunk(&x->up, data, *size) : upstream_send(&x->up, data, *size);
+                if (r < 0) {
+                        snprintf(x->error, sizeof(x->error), "the Docker daemon stopped reading the request body: %s",
+                                 errno_explain(r));
+                        x->state = EXCHANGE_DISCARDING;
+                }
+        }
+        *size = 0;
+        return MHD_YES;
+}
+
+static ssize_t read_response_body(void *cls, uint64_t pos, char *buf, size_t max) {
+        Exchange *x = cls;
+        ssize_t n = upstream_read_body(&x->up, buf, max, x->client_fd, x->front->server->cancel_fd);
+
+        if (n > 0) {
+                x->bytes_out += (unsigned long long) n;
+                return n;
+        }
+        if (n == 0)
+                return MHD_CONTENT_READER_END_OF_STREAM;
+        if (n == -EPIPE)
+                log_debug("Client went away during %s %s on '%s', closing the daemon connection.", x->method,
+                          x->raw_target, x->front->name);
+        else if (n == -ECANCELED)
+                log_debug("Ending %s %s on '%s': the proxy is stopping.", x->method, x->raw_target, x->front->name);
+        else
+                log_warning_errno((int) n, "The Docker daemon broke off the response to %s %s on '%s': %m",
+                                  x->method, x->raw_target, x->front->name);
+        upstream_done(&x->up);
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static enum MHD_Result add_response_headers(struct MHD_Response *resp, const HttpResponseHead *h) {
+        const char *connection = NULL;
+
+        for (size_t i = 0; i < h->n_headers; i++)
+                if (strcaseeq(h->headers[i].name, "Connection"))
+                        connection = h->headers[i].value;
+        for (size_t i = 0; i < h->n_headers; i++) {
+                const HttpHeader *hd = &h->headers[i];
+
+                if (http_header_is_hop_by_hop(hd->name) || strcaseeq(hd->name, "Content-Length") ||
+                    http_list_has_token(connection, hd->name))
+                        continue;
+                /* MHD refuses a few headers it sets itself; that is not an error. */
+                (void) MHD_add_response_header(resp, hd->name, hd->value);
+        }
+        return MHD_YES;
+}
+
+static enum MHD_Result exchange_finish(Exchange *x, struct MHD_Connection *c) {
+        RequestSettings rs;
+        struct MHD_Response *resp;
+        enum MHD_Result ret;
+        uint64_t size;
+        int r;
+
+        settings_snapshot(x->front->server, &rs);
+
+        if (x->state == EXCHANGE_DISCARDING) {
+                x->status = 502;
+                audit(x, AUDIT_FAILED, x->error);
+                return respond_json(x, c, 502, x->error);
+        }
+
+        if (x->chunked_body) {
+                r = upstream_send_chunk(&x->up, NULL, 0);
+                if (r < 0)
+                        return daemon_failed(x, c, &rs, r, false);
+        }
+
+        r = upstream_read_head(&x->up, x->method, rs.timeout_usec);
+        if (r < 0)
+                return daemon_failed(x, c, &rs, r, false);
+
+        if (x->up.head.status == 101) {
+                /* Hijacked streams come with their own issue; until then, say so plainly. */
+                return daemon_failed(x, c, &rs, -EPROTONOSUPPORT, false);
+        }
+
+        switch (x->up.body_mode) {
+        case BODY_LENGTH:
+                size = (uint64_t) x->up.head.content_length;
+                break;
+        case BODY_NONE:
+                size = x->up.head.content_length >= 0 ? (uint64_t) x->up.head.content_length : 0;
+                if (!streq(x->method, "HEAD"))
+                        size = 0;
+                break;
+        default:
+                size = MHD_SIZE_UNKNOWN;
+        }
+
+        resp = MHD_create_response_from_callback(size, RESPONSE_BLOCK_SIZE, read_response_body, x, NULL);
+        if (!resp)
+                return MHD_NO;
+        add_response_headers(resp, &x->up.head);
+        x->status = x->up.head.status;
+        ret = MHD_queue_response(c, x->up.head.status, resp);
+        MHD_destroy_response(resp);
+        x->state = EXCHANGE_ANSWERED;
+        return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+        Exchange *x = *con_cls;
+
+        if (!x)
+                return respond_json(NULL, c, 500, "out of memory");
+
+        switch (x->state) {
+        case EXCHANGE_NEW:
+                return exchange_begin(x, c, method, version);
+        case EXCHANGE_FORWARDING:
+        case EXCHANGE_DISCARDING:
+                if (*upload_data_size > 0)
+                        return forward_body(x, upload_data, upload_data_size);
+                return exchange_finish(x, c);
+        case EXCHANGE_ANSWERED:
+                /* MHD still hands us the body of a request we answered early: drop it. */
+                *upload_data_size = 0;
+                return MHD_YES;
+        }
+        return MHD_NO;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+        Exchange *x = *con_cls;
+        Server *s;
+
+        if (!x)
+                return;
+        s = x->front->server;
+        if (x->in_flight) {
+                if (x->status != 0 && x->status < 500 && x->verdict.allowed) {
+                        char reason[96];
+                        snprintf(reason, sizeof(reason), "%u, %s", x->status,
+                                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "completed" : "ended early");
+                        audit(x, AUDIT_ALLOWED, reason);
+                }
+                atomic_fetch_sub(&s->counters.in_flight, 1);
+        }
+        if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+                RequestSettings rs;
+                settings_snapshot(s, &rs);
+                (void) MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, rs.keepalive_sec);
+        }
+        *con_cls = exchange_free(x);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+        Front *f = cls;
+
+        if (code == MHD_CONNECTION_NOTIFY_STARTED)
+                atomic_fetch_add(&f->server->counters.connections, 1);
+        else
+                atomic_fetch_sub(&f->server->counters.connections, 1);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+        char line[512];
+        size_t n;
+
+        vsnprintf(line, sizeof(line), fmt, ap);
+        n = strlen(line);
+        while (n > 0 && line[n - 1] == '\n')
+                line[--n] = '\0';
+        log_debug("libmicrohttpd: %s", line);
+}
+
+int server_new(Server **ret, Config *config) {
+        Server *s = calloc(1, sizeof(Server));
+
+        if (!s)
+                return -ENOMEM;
+        s->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (s->cancel_fd < 0) {
+                int r = -errno;
+                free(s);
+                return r;
+        }
+        pthread_rwlock_init(&s->config_lock, NULL);
+        s->config = config;
+        *ret = s;
+        return 0;
+}
+
+int server_start(Server *s, Listener *listeners, size_t n_listeners, char **ret_error) {
+        unsigned keepalive_sec, max_connections;
+
+        s->fronts = calloc(n_listeners, sizeof(Front));
+        if (!s->fronts)
+                return -ENOMEM;
+
+        pthread_rwlock_rdlock(&s->config_lock);
+        keepalive_sec = (unsigned) MAX((s->config->keepalive_usec + USEC_PER_SEC - 1) / USEC_PER_SEC, 1ULL);
+        max_connections = s->config->max_connections;
+        pthread_rwlock_unlock(&s->config_lock);
+
+        for (size_t i = 0; i < n_listeners; i++) {
+                Front *f = &s->fronts[i];
+
+                f->server = s;
+                f->listen_fd = listeners[i].fd;
+                f->name = listeners[i].name;
+                /* ITC: without it MHD would shutdown() a socket that systemd still holds. */
+                f->daemon = MHD_start_daemon(
+                        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
+                                MHD_USE_ITC | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG,
+                        0, NULL, NULL, on_request, f,
+                        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, f,
+                        MHD_OPTION_LISTEN_SOCKET, (MHD_socket) f->listen_fd,
+                        MHD_OPTION_URI_LOG_CALLBACK, on_uri, f,
+                        MHD_OPTION_NOTIFY_COMPLETED, on_completed, f,
+                        MHD_OPTION_NOTIFY_CONNECTION, on_connection, f,
+                        MHD_OPTION_CONNECTION_LIMIT, max_connections,
+                        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY_LIMIT,
+                        MHD_OPTION_CONNECTION_TIMEOUT, keepalive_sec,
+                        MHD_OPTION_THREAD_STACK_SIZE, (size_t) THREAD_STACK_SIZE,
+                        MHD_OPTION_STRICT_FOR_CLIENT, (int) 1,
+                        MHD_OPTION_END);
+                if (!f->daemon) {
+                        if (asprintf(ret_error, "Cannot serve listener '%s' with libmicrohttpd", f->name) < 0)
+                                *ret_error = NULL;
+                        return -EIO;
+                }
+                s->n_fronts++;
+        }
+        return 0;
+}
+
+Config *server_swap_config(Server *s, Config *c) {
+        Config *old;
+
+        pthread_rwlock_wrlock(&s->config_lock);
+        old = s->config;
+        s->config = c;
+        pthread_rwlock_unlock(&s->config_lock);
+        return old;
+}
+
+bool server_alive(Server *s) {
+        for (size_t i = 0; i < s->n_fronts; i++)
+                /* Takes the daemon's connection lock: a wedged daemon does not answer. */
+                if (!MHD_get_daemon_info(s->fronts[i].daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS))
+                        return false;
+        return true;
+}
+
+void server_stop(Server *s, usec_t drain_usec) {
+        usec_t deadline = now_usec() + drain_usec;
+        uint64_t one = 1;
+
+        for (size_t i = 0; i < s->n_fronts; i++)
+                (void) MHD_quiesce_daemon(s->fronts[i].daemon);
+
+        /* Requests in flight may finish; long streams are ended once the drain runs out. */
+        while (atomic_load(&s->counters.in_flight) > 0 && now_usec() < deadline)
+                (void) poll(NULL, 0, 20);
+        (void) !write(s->cancel_fd, &one, sizeof(one));
+
+        for (size_t i = 0; i < s->n_fronts; i++) {
+                MHD_stop_daemon(s->fronts[i].daemon);
+                s->fronts[i].daemon = NULL;
+        }
+}
+
+Server *server_free(Server *s) {
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < s->n_fronts; i++)
+                if (s->fronts[i].daemon)
+                        MHD_stop_daemon(s->fronts[i].daemon);
+        free(s->fronts);
+        safe_close(s->cancel_fd);
+        pthread_rwlock_destroy(&s->config_lock);
+        free(s);
+        return NULL;
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The libmicrohttpd front end: one MHD daemon per listener, thread-per-connection, and the
+ * request state machine that decides, forwards and streams. */
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "config.h"
+#include "listener.h"
+
+typedef struct Counters {
+        atomic_ulong connections; /* open now */
+        atomic_ulong in_flight;   /* requests being answered now */
+        atomic_ulong tunnels;     /* open now */
+        atomic_ulong allowed;
+        atomic_ulong refused;
+        atomic_ulong malformed;
+        atomic_ulong failed;
+} Counters;
+
+typedef struct Server {
+        pthread_rwlock_t config_lock;
+        Config *config; /* replaced whole on reload, under config_lock */
+        Counters counters;
+        int cancel_fd;  /* an eventfd: readable once long streams must end */
+        struct Front *fronts;
+        size_t n_fronts;
+} Server;
+
+int server_new(Server **ret, Config *config);
+/* Starts serving every listener. On error *ret_error says which one and why. */
+int server_start(Server *s, Listener *listeners, size_t n_listeners, char **ret_error);
+/* Swaps in a new configuration; returns the old one for the caller to free. */
+Config *server_swap_config(Server *s, Config *c);
+/* Whether every MHD daemon answers (for the watchdog). */
+bool server_alive(Server *s);
+/* Stops accepting, waits up to drain_usec for requests in flight, then ends the streams still
+ * open and stops. */
+void server_stop(Server *s, usec_t drain_usec);
+Server *server_free(Server *s);

@@ -1,0 +1,468 @@
+/* SPDX-License-Identifier: MIT */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http-util.h"
+#include "macro.h"
+
+static int unhex(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* RFC 3986 pchar without '%' (handled apart) and '/' (the separator). */
+static bool is_path_char(unsigned char c) {
+        if (isalnum(c))
+                return true;
+        return c && strchr("-._~!$&'()*+,;=:@", c);
+}
+
+static bool is_query_char(unsigned char c) {
+        /* Forwarded untouched and never matched; only what cannot be on a request line goes. */
+        return c > 0x20 && c < 0x7f && c != '#';
+}
+
+static bool is_forbidden_decoded(unsigned char c) {
+        return c < 0x20 || c == 0x7f || c == '/' || c == '\\' || c == '.';
+}
+
+/* "/v1", "/v1.41", "/v1.41.0": what the daemon's router takes as an API version. */
+static size_t version_prefix_length(const char *path, char version[static HTTP_API_VERSION_MAX + 1]) {
+        const char *p = path;
+        bool need_digit = true;
+
+        if (p[0] != '/' || p[1] != 'v')
+                return 0;
+        p += 2;
+        for (;; p++) {
+                if (isdigit((unsigned char) *p))
+                        need_digit = false;
+                else if (*p == '.' && !need_digit)
+                        need_digit = true;
+                else
+                        break;
+        }
+        if (need_digit || (*p != '/' && *p != '\0'))
+                return 0;
+        if ((size_t) (p - path - 2) > HTTP_API_VERSION_MAX)
+                return 0;
+        memcpy(version, path + 2, p - path - 2);
+        version[p - path - 2] = '\0';
+        return p - path;
+}
+
+int http_target_parse(const char *raw, HttpTarget *ret) {
+        _cleanup_free_ char *decoded = NULL;
+        size_t raw_size, path_size, n = 0;
+        const char *q;
+
+        *ret = (HttpTarget) {};
+
+        if (!raw || raw[0] != '/')
+                return TARGET_NOT_ORIGIN_FORM;
+        raw_size = strlen(raw);
+        if (raw_size > HTTP_TARGET_MAX)
+                return TARGET_TOO_LONG;
+
+        q = strchr(raw, '?');
+        path_size = q ? (size_t) (q - raw) : raw_size;
+        if (q)
+                for (const char *p = q + 1; *p; p++)
+                        if (!is_query_char(*p))
+                                return TARGET_BAD_BYTE;
+
+        decoded = malloc(path_size + 2);
+        if (!decoded)
+                return -ENOMEM;
+
+        for (size_t i = 0; i < path_size; i++) {
+                unsigned char c = raw[i];
+
+                if (c == '/') {
+                        decoded[n++] = '/';
+                        continue;
+                }
+                if (c == '%') {
+                        int hi, lo;
+
+                        if (i + 2 >= path_size)
+                                return TARGET_BAD_ESCAPE;
+                        hi = unhex(raw[i + 1]);
+                        lo = unhex(raw[i + 2]);
+                        if (hi < 0 || lo < 0)
+                                return TARGET_BAD_ESCAPE;
+                        c = (unsigned char) (hi << 4 | lo);
+                        if (is_forbidden_decoded(c))
+                                return TARGET_FORBIDDEN_ESCAPE;
+                        decoded[n++] = (char) c;
+                        i += 2;
+                        continue;
+                }
+                if (!is_path_char(c))
+                        return TARGET_BAD_BYTE;
+                decoded[n++] = (char) c;
+        }
+        decoded[n] = '\0';
+
+        /* Segments are judged on the decoded path: the escapes that could form a separator
+         * or a dot were refused above, so decoding cannot create or hide one. */
+        for (const char *seg = decoded + 1;; ) {
+                const char *end = strchrnul(seg, '/');
+                size_t len = end - seg;
+
+                if (len == 0 && (*end == '/' || seg != decoded + 1))
+                        return TARGET_EMPTY_SEGMENT;
+                if ((len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.'))
+                        return TARGET_DOT_SEGMENT;
+                if (*end == '\0')
+                        break;
+                seg = end + 1;
+        }
+
+        size_t prefix = version_prefix_length(decoded, ret->api_version);
+        if (prefix > 0) {
+                memmove(decoded, decoded + prefix, n - prefix + 1);
+                if (decoded[0] == '\0')
+                        strcpy(decoded, "/");
+        }
+
+        ret->path = TAKE_PTR(decoded);
+        ret->query = q ? q + 1 : NULL;
+        ret->raw_path_size = path_size;
+        return TARGET_OK;
+}
+
+void http_target_done(HttpTarget *t) {
+        t->path = mfree_ptr(t->path);
+}
+
+const char *target_error_to_string(TargetError e) {
+        static const char *const table[_TARGET_ERROR_MAX] = {
+                [TARGET_OK] = "canonical",
+                [TARGET_NOT_ORIGIN_FORM] = "the request-target must be a path starting with '/'",
+                [TARGET_TOO_LONG] = "the request-target is too long",
+                [TARGET_BAD_BYTE] = "the request-target holds a byte a URI path cannot hold",
+                [TARGET_BAD_ESCAPE] = "the request-target holds a malformed percent-escape",
+                [TARGET_FORBIDDEN_ESCAPE] = "the path holds a percent-encoded '/', '\\', '.' or control byte",
+                [TARGET_EMPTY_SEGMENT] = "the path holds an empty segment ('//' or a trailing '/')",
+                [TARGET_DOT_SEGMENT] = "the path holds a '.' or '..' segment",
+        };
+        return (unsigned) e < ELEMENTSOF(table) ? table[e] : "invalid request-target";
+}
+
+static bool is_tchar(unsigned char c) {
+        return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+bool http_is_token(const char *s) {
+        if (!s || !*s)
+                return false;
+        for (; *s; s++)
+                if (!is_tchar(*s))
+                        return false;
+        return true;
+}
+
+bool http_is_field_value(const char *s) {
+        if (!s)
+                return false;
+        for (; *s; s++) {
+                unsigned char c = *s;
+                if ((c < 0x20 && c != '\t') || c == 0x7f)
+                        return false;
+        }
+        return true;
+}
+
+bool http_list_has_token(const char *list, const char *token) {
+        size_t tlen = strlen(token);
+
+        if (!list)
+                return false;
+        for (const char *p = list; *p; ) {
+                const char *end;
+                size_t len;
+
+                p += strspn(p, " \t,");
+                end = p + strcspn(p, ",");
+                len = end - p;
+                while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+                        len--;
+                if (len == tlen && strncasecmp(p, token, tlen) == 0)
+                        return true;
+                p = end;
+        }
+        return false;
+}
+
+bool http_header_is_hop_by_hop(const char *name) {
+        static const char *const hop[] = {
+                "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
+                "Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(hop); i++)
+                if (strcaseeq(name, hop[i]))
+                        return true;
+        return false;
+}
+
+#define CHUNK_SIZE_DIGITS_MAX 15U   /* 2^60: more than any body, and no overflow */
+#define CHUNK_LINE_MAX 4096U        /* chunk extensions and each trailer line */
+#define CHUNK_TRAILERS_MAX 16384U
+
+int chunked_decode(ChunkedDecoder *d, const char *in, size_t in_size, size_t *ret_consumed,
+                   const char **ret_data, size_t *ret_data_size) {
+        size_t i = 0;
+
+        *ret_data = NULL;
+        *ret_data_size = 0;
+
+        while (i < in_size && d->state != CHUNK_DONE) {
+                char c = in[i];
+                int v;
+
+                switch (d->state) {
+                case CHUNK_SIZE:
+                        v = unhex(c);
+                        if (v >= 0) {
+                                if (++d->size_digits > CHUNK_SIZE_DIGITS_MAX)
+                                        return -EBADMSG;
+                                d->remaining = d->remaining << 4 | (uint64_t) v;
+                        } else if (d->size_digits == 0)
+                                return -EBADMSG;
+                        else if (c == '\r')
+                                d->state = CHUNK_SIZE_LF;
+                        else if (c == ';' || c == ' ' || c == '\t') {
+                                d->state = CHUNK_SIZE_EXT;
+                                d->line_bytes = 0;
+                        } else
+                                return -EBADMSG;
+                        i++;
+                        break;
+
+                case CHUNK_SIZE_EXT:
+                        if (c == '\r')
+                                d->state = CHUNK_SIZE_LF;
+                        else if (c == '\n' || c == '\0' || ++d->line_bytes > CHUNK_LINE_MAX)
+                                return -EBADMSG;
+                        i++;
+                        break;
+
+                case CHUNK_SIZE_LF:
+                        if (c != '\n')
+                                return -EBADMSG;
+                        i++;
+                        d->size_digits = 0;
+                        if (d->remaining == 0) {
+                                d->state = CHUNK_TRAILER_START;
+                                d->line_bytes = 0;
+                        } else
+                                d->state = CHUNK_DATA;
+                        break;
+
+                case CHUNK_DATA: {
+                        size_t n = (size_t) MIN((uint64_t) (in_size - i), d->remaining);
+
+                        d->remaining -= n;
+                        if (d->remaining == 0)
+                                d->state = CHUNK_DATA_CR;
+                        *ret_data = in + i;
+                        *ret_data_size = n;
+                        *ret_consumed = i + n;
+                        return CHUNKED_DATA;
+                }
+
+                case CHUNK_DATA_CR:
+                        if (c != '\r')
+                                return -EBADMSG;
+                        d->state = CHUNK_DATA_LF;
+                        i++;
+                        break;
+
+                case CHUNK_DATA_LF:
+                        if (c != '\n')
+                                return -EBADMSG;
+                        d->state = CHUNK_SIZE;
+                        i++;
+                        break;
+
+                case CHUNK_TRAILER_START:
+                        /* Either the final CRLF or a trailer field line, which we drop. */
+                        if (c == '\r')
+                                d->state = CHUNK_FINAL_LF;
+                        else if (c == '\n')
+                                return -EBADMSG;
+                        else
+                                d->state = CHUNK_TRAILER;
+                        i++;
+                        break;
+
+                case CHUNK_TRAILER:
+                        if (c == '\r')
+                                d->state = CHUNK_TRAILER_LF;
+                        else if (c == '\n' || c == '\0')
+                                return -EBADMSG;
+                        if (++d->line_bytes > CHUNK_TRAILERS_MAX)
+                                return -EBADMSG;
+                        i++;
+                        break;
+
+                case CHUNK_TRAILER_LF:
+                        if (c != '\n')
+                                return -EBADMSG;
+                        d->state = CHUNK_TRAILER_START;
+                        i++;
+                        break;
+
+                case CHUNK_FINAL_LF:
+                        if (c != '\n')
+                                return -EBADMSG;
+                        d->state = CHUNK_DONE;
+                        i++;
+                        break;
+
+                case CHUNK_DONE:
+                        break;
+                }
+        }
+
+        *ret_consumed = i;
+        return d->state == CHUNK_DONE ? CHUNKED_DONE : CHUNKED_NEED_MORE;
+}
+
+ssize_t http_head_length(const char *buf, size_t size, size_t max) {
+        size_t limit = MIN(size, max);
+
+        for (size_t i = 3; i < limit; i++)
+                if (buf[i] == '\n' && buf[i - 1] == '\r' && buf[i - 2] == '\n' && buf[i - 3] == '\r')
+                        return (ssize_t) (i + 1);
+        return size >= max ? -E2BIG : 0;
+}
+
+static char *trim_ows(char *s) {
+        size_t len;
+
+        s += strspn(s, " \t");
+        len = strlen(s);
+        while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+                s[--len] = '\0';
+        return s;
+}
+
+static int parse_content_length(const char *v, int64_t *ret) {
+        int64_t n = 0;
+
+        if (!*v)
+                return -EBADMSG;
+        for (; *v; v++) {
+                if (!isdigit((unsigned char) *v))
+                        return -EBADMSG;
+                if (n > (INT64_MAX - 9) / 10)
+                        return -EBADMSG;
+                n = n * 10 + (*v - '0');
+        }
+        *ret = n;
+        return 0;
+}
+
+int http_response_head_parse(char *buf, size_t head_size, HttpResponseHead *ret) {
+        HttpResponseHead h = { .content_length = -1 };
+        char *line, *end, *p;
+        bool have_te = false;
+
+        if (head_size < 4 || memcmp(buf + head_size - 4, "\r\n\r\n", 4) != 0)
+                return -EBADMSG;
+        if (memchr(buf, '\0', head_size))
+                return -EBADMSG;
+        buf[head_size - 2] = '\0'; /* the last CRLF ends the final line */
+
+        /* Status line: HTTP/1.x SP 3DIGIT SP reason */
+        line = buf;
+        end = strstr(line, "\r\n");
+        if (!end)
+                return -EBADMSG;
+        *end = '\0';
+        if (strncmp(line, "HTTP/1.", 7) != 0 || (line[7] != '0' && line[7] != '1') || line[8] != ' ')
+                return -EBADMSG;
+        h.version_minor = (unsigned) (line[7] - '0');
+        p = line + 9;
+        if (!isdigit((unsigned char) p[0]) || !isdigit((unsigned char) p[1]) ||
+            !isdigit((unsigned char) p[2]) || (p[3] != ' ' && p[3] != '\0'))
+                return -EBADMSG;
+        h.status = (unsigned) ((p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0'));
+        if (h.status < 100)
+                return -EBADMSG;
+        if (!http_is_field_value(p))
+                return -EBADMSG;
+
+        for (line = end + 2; *line; line = end + 2) {
+                char *colon, *name, *value;
+
+                end = strstr(line, "\r\n");
+                if (!end)
+                        return -EBADMSG;
+                *end = '\0';
+
+                if (line[0] == ' ' || line[0] == '\t')
+                        return -EBADMSG; /* obs-fold */
+                colon = strchr(line, ':');
+                if (!colon)
+                        return -EBADMSG;
+                *colon = '\0';
+                name = line;
+                if (!http_is_token(name))
+                        return -EBADMSG;
+                value = trim_ows(colon + 1);
+                if (!http_is_field_value(value) || strchr(value, '\r') || strchr(value, '\n'))
+                        return -EBADMSG;
+                if (h.n_headers >= HTTP_HEADERS_MAX)
+                        return -EBADMSG;
+                h.headers[h.n_headers++] = (HttpHeader) { name, value };
+
+                if (strcaseeq(name, "Content-Length")) {
+                        int64_t n;
+                        if (parse_content_length(value, &n) < 0)
+                                return -EBADMSG;
+                        if (h.content_length >= 0 && h.content_length != n)
+                                return -EBADMSG;
+                        h.content_length = n;
+                } else if (strcaseeq(name, "Transfer-Encoding")) {
+                        if (have_te || !strcaseeq(value, "chunked"))
+                                return -EBADMSG;
+                        have_te = true;
+                        h.chunked = true;
+                } else if (strcaseeq(name, "Connection")) {
+                        if (http_list_has_token(value, "close"))
+                                h.connection_close = true;
+                        if (http_list_has_token(value, "upgrade"))
+                                h.connection_upgrade = true;
+                } else if (strcaseeq(name, "Upgrade"))
+                        h.upgrade = value;
+                else if (strcaseeq(name, "Content-Type"))
+                        h.content_type = value;
+        }
+
+        if (h.chunked && h.content_length >= 0)
+                return -EBADMSG; /* ambiguous framing: refuse rather than guess */
+
+        *ret = h;
+        return 0;
+}
+
+BodyMode http_response_body_mode(const HttpResponseHead *h, const char *request_method) {
+        if (streq(request_method, "HEAD") || h->status < 200 || h->status == 204 || h->status == 304)
+                return BODY_NONE;
+        if (h->chunked)
+                return BODY_CHUNKED;
+        if (h->content_length >= 0)
+                return BODY_LENGTH;
+        return BODY_UNTIL_CLOSE;
+}

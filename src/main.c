@@ -1,0 +1,320 @@
+/* SPDX-License-Identifier: MIT */
+/* Parse, listen, serve, report to the service manager, and stop cleanly. Nothing else. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/resource.h>
+#include <systemd/sd-daemon.h>
+
+#include "audit-ids.h"
+#include "audit.h"
+#include "config-build.h"
+#include "config.h"
+#include "fd-util.h"
+#include "front.h"
+#include "listener.h"
+#include "log.h"
+
+#define STATUS_INTERVAL_USEC (1 * USEC_PER_SEC)
+
+static char **arg_listen = NULL;
+static size_t arg_n_listen = 0;
+static const char *arg_env_file = NULL;
+static bool arg_check_config = false;
+static LogTarget arg_log_target = LOG_TARGET_AUTO;
+
+static void help(void) {
+        printf("Usage: %s [OPTIONS]\n\n"
+               "Serve the Docker Engine API to clients, letting through only the calls the policy allows.\n\n"
+               "  -l --listen=SPEC        Listen on tcp:HOST:PORT, tcp:[ADDR]:PORT or\n"
+               "                          unix:PATH[,mode=0660][,group=NAME] (repeatable). Without it the\n"
+               "                          sockets come from systemd socket activation.\n"
+               "  -e --env-file=PATH      Read the policy from this EnvironmentFile (re-read on SIGHUP)\n"
+               "     --check-config       Print the effective policy, or the error, and exit\n"
+               "     --log-target=TARGET  auto, journal or stderr (default: auto)\n"
+               "  -h --help               Show this help and exit\n"
+               "     --version            Show the version and exit\n\n"
+               "The policy comes from the environment (EVENTS, PING, VERSION, CONTAINERS, POST, ALLOW_*...),\n"
+               "then from --env-file. See docker-socket-proxy(8) and docker-socket-proxy.env(5).\n",
+               program_invocation_short_name);
+}
+
+static int parse_argv(int argc, char *argv[]) {
+        enum {
+                ARG_CHECK_CONFIG = 0x100,
+                ARG_LOG_TARGET,
+                ARG_VERSION,
+        };
+        static const struct option options[] = {
+                { "listen", required_argument, NULL, 'l' },
+                { "env-file", required_argument, NULL, 'e' },
+                { "check-config", no_argument, NULL, ARG_CHECK_CONFIG },
+                { "log-target", required_argument, NULL, ARG_LOG_TARGET },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                {},
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "l:e:h", options, NULL)) >= 0)
+                switch (c) {
+                case 'l': {
+                        char **l = realloc(arg_listen, (arg_n_listen + 1) * sizeof(char *));
+                        if (!l)
+                                return -ENOMEM;
+                        arg_listen = l;
+                        arg_listen[arg_n_listen++] = optarg;
+                        break;
+                }
+                case 'e':
+                        arg_env_file = optarg;
+                        break;
+                case ARG_CHECK_CONFIG:
+                        arg_check_config = true;
+                        break;
+                case ARG_LOG_TARGET:
+                        arg_log_target = log_target_from_string(optarg);
+                        if (arg_log_target == _LOG_TARGET_MAX) {
+                                fprintf(stderr, "Unknown log target '%s': use auto, journal or stderr.\n", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("docker-socket-proxy %s\n", PROJECT_VERSION);
+                        return 0;
+                case '?':
+                        return -EINVAL;
+                default:
+                        assert_not_reached();
+                }
+
+        if (optind < argc) {
+                fprintf(stderr, "Unexpected argument '%s'; see --help.\n", argv[optind]);
+                return -EINVAL;
+        }
+        return 1;
+}
+
+/* Builds a Config from the environment and the policy file, printing what is wrong. */
+static int load_config(Config **ret) {
+        _cleanup_(strv_freep) char **warnings = NULL;
+        _cleanup_free_ char *error = NULL;
+        Config *c;
+        int r;
+
+        c = calloc(1, sizeof(Config));
+        if (!c)
+                return log_error_errno(ENOMEM, "Out of memory.");
+        r = config_init(c);
+        if (r >= 0)
+                r = config_load_environment(c, environ, &error);
+        if (r >= 0 && arg_env_file)
+                r = config_load_file(c, arg_env_file, &warnings, &error);
+        for (char **w = warnings; w && *w; w++)
+                log_warning("%s", *w);
+        if (r < 0) {
+                if (error)
+                        log_error("%s", error);
+                else
+                        log_error_errno(r, "Failed to load the configuration: %m");
+                config_done(c);
+                free(c);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+static void config_free(Config *c) {
+        if (c) {
+                config_done(c);
+                free(c);
+        }
+}
+
+static void print_config(const Config *c) {
+        printf("# docker-socket-proxy %s: the effective policy\n", PROJECT_VERSION);
+        policy_describe(&c->policy, stdout);
+        printf("%-24s %s\n", "SOCKET_PATH", c->socket_path);
+        printf("%-24s %s\n", "LOG_LEVEL", log_level_to_string(c->log_level));
+        printf("%-24s %llums\n", "SOCKET_PROXY_TIMEOUT", c->timeout_usec / USEC_PER_MSEC);
+        printf("%-24s %llums\n", "SOCKET_PROXY_KEEPALIVE", c->keepalive_usec / USEC_PER_MSEC);
+        printf("%-24s %llums\n", "SOCKET_PROXY_DRAIN_TIMEOUT", c->drain_usec / USEC_PER_MSEC);
+        printf("%-24s %u\n", "SOCKET_PROXY_MAX_CONNECTIONS", c->max_connections);
+}
+
+static void raise_nofile(void) {
+        struct rlimit rl;
+
+        /* Every client and every daemon connection is an fd: use all we are allowed. */
+        if (getrlimit(RLIMIT_NOFILE, &rl) >= 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                (void) setrlimit(RLIMIT_NOFILE, &rl);
+        }
+}
+
+static void notify_status(Server *s, size_t n_listeners) {
+        Counters *k = &s->counters;
+
+        sd_notifyf(false, "STATUS=Serving %zu listener(s): %lu connections, %lu allowed, %lu refused, %lu tunnels",
+                   n_listeners, atomic_load(&k->connections), atomic_load(&k->allowed), atomic_load(&k->refused),
+                   atomic_load(&k->tunnels));
+}
+
+static void reload(Server *s) {
+        Config *c = NULL;
+
+        if (load_config(&c) < 0) {
+                log_warning("Keeping the previous policy.");
+                return;
+        }
+        log_set_max_level(c->log_level);
+        config_free(server_swap_config(s, c));
+        log_struct(LOG_INFO, DSP_MESSAGE_RELOADED, "Reloaded the policy.", NULL);
+}
+
+static int run(int argc, char *argv[]) {
+        Listener *listeners = NULL;
+        size_t n_listeners = 0;
+        Server *server = NULL;
+        Config *config = NULL;
+        _cleanup_free_ char *error = NULL;
+        usec_t watchdog_usec = 0, next_watchdog = 0, next_status = 0;
+        sigset_t mask;
+        int r;
+
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return r;
+
+        log_open(arg_check_config ? LOG_TARGET_STDERR : arg_log_target);
+
+        r = load_config(&config);
+        if (r < 0)
+                return r;
+        if (arg_check_config) {
+                print_config(config);
+                config_free(config);
+                return 0;
+        }
+        log_set_max_level(config->log_level);
+
+        r = listeners_from_activation(&listeners, &n_listeners, &error);
+        if (r < 0) {
+                log_error("%s", error ?: "Cannot take the sockets passed by systemd.");
+                goto finish;
+        }
+        for (size_t i = 0; i < arg_n_listen; i++) {
+                free(error);
+                error = NULL;
+                r = listener_bind(arg_listen[i], config->disable_ipv6, &listeners, &n_listeners, &error);
+                if (r < 0) {
+                        log_error("%s", error ?: "Cannot listen.");
+                        goto finish;
+                }
+        }
+        if (n_listeners == 0) {
+                r = log_error_errno(EINVAL, "No socket to listen on: start docker-socket-proxy.socket (systemd socket "
+                                    "activation) or pass --listen unix:/run/docker-socket-proxy.sock or "
+                                    "--listen tcp:127.0.0.1:2375.");
+                goto finish;
+        }
+
+        raise_nofile();
+
+        /* Blocked before any thread exists, so that only this one takes them. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        r = server_new(&server, config);
+        if (r < 0) {
+                log_error_errno(r, "Failed to set up the server: %m");
+                goto finish;
+        }
+        config = NULL; /* the server owns it now */
+        free(error);
+        error = NULL;
+        r = server_start(server, listeners, n_listeners, &error);
+        if (r < 0) {
+                log_error("%s", error ?: "Cannot start serving.");
+                goto finish;
+        }
+
+        for (size_t i = 0; i < n_listeners; i++)
+                log_debug("Listening on '%s'.", listeners[i].name);
+        log_struct(LOG_INFO, DSP_MESSAGE_STARTED, "Serving the Docker API with the configured policy.", NULL);
+        sd_notify(false, "READY=1");
+        notify_status(server, n_listeners);
+
+        {
+                uint64_t u = 0;
+                watchdog_usec = sd_watchdog_enabled(false, &u) > 0 ? (usec_t) u : 0;
+        }
+
+        for (;;) {
+                usec_t now = now_usec(), wait = STATUS_INTERVAL_USEC;
+                struct timespec ts;
+                siginfo_t si;
+                int sig;
+
+                if (watchdog_usec > 0) {
+                        if (now >= next_watchdog) {
+                                if (server_alive(server))
+                                        sd_notify(false, "WATCHDOG=1");
+                                next_watchdog = now + watchdog_usec / 2;
+                        }
+                        wait = MIN(wait, next_watchdog - now);
+                }
+                if (now >= next_status) {
+                        notify_status(server, n_listeners);
+                        audit_flush_suppressed();
+                        next_status = now + STATUS_INTERVAL_USEC;
+                }
+                wait = MIN(wait, next_status - now);
+
+                ts = (struct timespec) { .tv_sec = (time_t) (wait / USEC_PER_SEC),
+                                         .tv_nsec = (long) (wait % USEC_PER_SEC) * 1000 };
+                sig = sigtimedwait(&mask, &si, &ts);
+                if (sig < 0)
+                        continue; /* EAGAIN: the timer; EINTR */
+                if (sig == SIGHUP) {
+                        sd_notify(false, "RELOADING=1");
+                        reload(server);
+                        sd_notify(false, "READY=1");
+                        continue;
+                }
+                break;
+        }
+
+        {
+                usec_t drain;
+
+                sd_notify(false, "STOPPING=1\nSTATUS=Stopping: finishing requests in flight.");
+                pthread_rwlock_rdlock(&server->config_lock);
+                drain = server->config->drain_usec;
+                pthread_rwlock_unlock(&server->config_lock);
+                server_stop(server, drain);
+        }
+        log_struct(LOG_INFO, DSP_MESSAGE_STOPPED, "Stopped.", NULL);
+        r = 0;
+
+finish:
+        if (server)
+                config_free(server_swap_config(server, NULL));
+        server_free(server);
+        config_free(config);
+        listeners_free(listeners, n_listeners);
+        free(arg_listen);
+        return r;
+}
+
+int main(int argc, char *argv[]) {
+        return run(argc, argv) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: MIT */
+#include <poll.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+
+#include "fd-util.h"
+#include "upstream.h"
+
+int upstream_connect(Upstream *u, const char *socket_path, usec_t timeout) {
+        _cleanup_close_ int fd = -EBADF;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct timeval tv = {
+                .tv_sec = (time_t) (timeout / USEC_PER_SEC),
+                .tv_usec = (suseconds_t) (timeout % USEC_PER_SEC),
+        };
+
+        if (strlen(socket_path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, socket_path);
+
+        if (!u->buf) {
+                u->buf = malloc(UPSTREAM_BUFFER_SIZE);
+                if (!u->buf)
+                        return -ENOMEM;
+        }
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        /* Bounds a daemon that stops reading our request; reads are bounded with poll(). */
+        (void) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                if (errno == EAGAIN)
+                        return -ECONNREFUSED; /* the daemon's backlog is full */
+                return -errno;
+        }
+        u->fd = TAKE_FD(fd);
+        u->start = u->end = 0;
+        return 0;
+}
+
+int upstream_send(Upstream *u, const void *data, size_t size) {
+        return loop_send(u->fd, data, size);
+}
+
+int upstream_send_chunk(Upstream *u, const void *data, size_t size) {
+        char head[32];
+        int n, r;
+
+        if (size == 0)
+                return loop_send(u->fd, "0\r\n\r\n", 5);
+        n = snprintf(head, sizeof(head), "%zx\r\n", size);
+        r = loop_send(u->fd, head, (size_t) n);
+        if (r < 0)
+                return r;
+        r = loop_send(u->fd, data, size);
+        if (r < 0)
+                return r;
+        return loop_send(u->fd, "\r\n", 2);
+}
+
+/* Reads more bytes into the buffer, compacting it first. Returns bytes read, 0 at EOF, -errno. */
+static ssize_t fill(Upstream *u) {
+        ssize_t n;
+
+        if (u->start > 0) {
+                memmove(u->buf, u->buf + u->start, u->end - u->start);
+                u->end -= u->start;
+                u->start = 0;
+        }
+        if (u->end >= UPSTREAM_BUFFER_SIZE)
+                return -ENOBUFS;
+        do
+                n = recv(u->fd, u->buf + u->end, UPSTREAM_BUFFER_SIZE - u->end, MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        u->end += (size_t) n;
+        return n;
+}
+
+int upstream_read_head(Upstream *u, const char *request_method, usec_t timeout) {
+        usec_t deadline = now_usec() + timeout;
+
+        for (;;) {
+                ssize_t len = http_head_length(u->buf + u->start, u->end - u->start, HTTP_RESPONSE_HEAD_MAX);
+                ssize_t n;
+                int r;
+
+                if (len < 0)
+                        return -EBADMSG; /* a head larger than we accept */
+                if (len > 0) {
+                        r = http_response_head_parse(u->buf + u->start, (size_t) len, &u->head);
+                        if (r < 0)
+                                return r;
+                        u->start += (size_t) len;
+                        /* Interim answers other than 101 carry nothing for the client. */
+                        if (u->head.status >= 100 && u->head.status < 200 && u->head.status != 101)
+                                continue;
+                        u->body_mode = http_response_body_mode(&u->head, request_method);
+                        if (u->head.status == 101)
+                                u->body_mode = BODY_NONE;
+                        u->body_remaining = u->body_mode == BODY_LENGTH ? (uint64_t) u->head.content_length : 0;
+                        u->chunked = CHUNKED_DECODER_INIT;
+                        u->body_done = u->body_mode == BODY_NONE ||
+                                       (u->body_mode == BODY_LENGTH && u->body_remaining == 0);
+                        return 0;
+                }
+
+                usec_t now = now_usec();
+                if (now >= deadline)
+                        return -ETIMEDOUT;
+                r = fd_wait_for_event(u->fd, POLLIN, deadline - now);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        return -ETIMEDOUT;
+                n = fill(u);
+                if (n == -EAGAIN)
+                        continue;
+                if (n == -ENOBUFS)
+                        return -EBADMSG;
+                if (n < 0)
+                        return (int) n;
+                if (n == 0)
+                        return -ECONNRESET;
+        }
+}
+
+/* Blocks until the daemon has bytes for us, or the client or cancel_fd says stop. */
+static int wait_readable(Upstream *u, int client_fd, int cancel_fd) {
+        for (;;) {
+                struct pollfd p[3] = {
+                        { .fd = u->fd, .events = POLLIN },
+                        { .fd = client_fd, .events = POLLRDHUP },
+                        { .fd = cancel_fd, .events = POLLIN },
+                };
+                int r = poll(p, 3, -1);
+
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (p[2].revents)
+                        return -ECANCELED;
+                if (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR))
+                        return -EPIPE;
+                if (p[0].revents)
+                        return 0;
+        }
+}
+
+ssize_t upstream_read_body(Upstream *u, char *out, size_t max, int client_fd, int cancel_fd) {
+        for (;;) {
+                size_t avail = u->end - u->start;
+                ssize_t n;
+                int r;
+
+                if (u->body_done)
+                        return 0;
+
+                if (avail > 0) {
+                        switch (u->body_mode) {
+                        case BODY_LENGTH: {
+                                size_t k = (size_t) MIN((uint64_t) MIN(avail, max), u->body_remaining);
+                                memcpy(out, u->buf + u->start, k);
+                                u->start += k;
+                                u->body_remaining -= k;
+                                u->body_done = u->body_remaining == 0;
+                                return (ssize_t) k;
+                        }
+                        case BODY_UNTIL_CLOSE: {
+                                size_t k = MIN(avail, max);
+                                memcpy(out, u->buf + u->start, k);
+                                u->start += k;
+                                return (ssize_t) k;
+                        }
+                        case BODY_CHUNKED: {
+                                const char *data;
+                                size_t consumed, size;
+
+                                r = chunked_decode(&u->chunked, u->buf + u->start, MIN(avail, max), &consumed, &data, &size);
+                                if (r < 0)
+                                        return r;
+                                /* Payload is consumed only as far as it fits in out. */
+                                u->start += consumed;
+                                if (r == CHUNKED_DONE) {
+                                        u->body_done = true;
+                                        return 0;
+                                }
+                                if (r == CHUNKED_DATA && size > 0) {
+                                        memmove(out, data, size);
+                                        return (ssize_t) size;
+                                }
+                                if (consumed > 0)
+                                        continue;
+                                break;
+                        }
+                        case BODY_NONE:
+                                u->body_done = true;
+                                return 0;
+                        }
+                }
+
+                /* Large fixed-length bodies skip the buffer: read straight into out. */
+                if (u->body_mode == BODY_LENGTH && u->start == u->end) {
+                        r = wait_readable(u, client_fd, cancel_fd);
+                        if (r < 0)
+                                return r;
+                        do
+                                n = recv(u->fd, out, (size_t) MIN((uint64_t) max, u->body_remaining), MSG_DONTWAIT);
+                        while (n < 0 && errno == EINTR);
+                        if (n < 0 && errno == EAGAIN)
+                                continue;
+                        if (n < 0)
+                                return -errno;
+                        if (n == 0)
+                                return -ECONNRESET;
+                        u->body_remaining -= (uint64_t) n;
+                        u->body_done = u->body_remaining == 0;
+                        return n;
+                }
+
+                r = wait_readable(u, client_fd, cancel_fd);
+                if (r < 0)
+                        return r;
+                n = fill(u);
+                if (n == -EAGAIN)
+                        continue;
+                if (n < 0)
+                        return n;
+                if (n == 0) {
+                        if (u->body_mode == BODY_UNTIL_CLOSE) {
+                                u->body_done = true;
+                                return 0;
+                        }
+                        return -ECONNRESET;
+                }
+        }
+}
+
+void upstream_done(Upstream *u) {
+        u->fd = safe_close(u->fd);
+        u->buf = mfree_ptr(u->buf);
+        u->start = u->end = 0;
+}
