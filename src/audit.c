@@ -21,6 +21,7 @@ static const char *const kind_names[_AUDIT_KIND_MAX] = {
         [AUDIT_MALFORMED] = "malformed",
         [AUDIT_FAILED] = "failed",
         [AUDIT_ALLOWED] = "allowed",
+        [AUDIT_TUNNEL] = "tunnel",
 };
 
 static void report_suppressed(AuditKind kind, unsigned long long n) {
@@ -101,6 +102,7 @@ void audit_log(const AuditRecord *r) {
                 [AUDIT_MALFORMED] = { LOG_WARNING, DSP_MESSAGE_REQUEST_MALFORMED, "Rejected malformed" },
                 [AUDIT_FAILED] = { LOG_ERR, DSP_MESSAGE_DAEMON_FAILED, "Failed" },
                 [AUDIT_ALLOWED] = { LOG_DEBUG, DSP_MESSAGE_REQUEST_ALLOWED, "Allowed" },
+                [AUDIT_TUNNEL] = { LOG_INFO, DSP_MESSAGE_TUNNEL_CLOSED, "Closed tunnel for" },
         };
         char message[4096], peer[128], method[64], path[1024], query[1024];
         char f_method[96], f_path[2048], f_query[2048], f_rule[96], f_listener[320], f_status[32],
@@ -111,7 +113,7 @@ void audit_log(const AuditRecord *r) {
 
         if (kinds[r->kind].level > log_get_max_level())
                 return;
-        if (r->kind != AUDIT_ALLOWED && !ratelimit_test(r->kind))
+        if (r->kind != AUDIT_ALLOWED && r->kind != AUDIT_TUNNEL && !ratelimit_test(r->kind))
                 return;
 
         peer_describe(r->peer, peer, sizeof(peer));
@@ -142,7 +144,7 @@ void audit_log(const AuditRecord *r) {
                 FIELD(f_addr, "DSP_PEER_ADDRESS=%s", r->peer->address);
                 FIELD(f_port, "DSP_PEER_PORT=%u", r->peer->port);
         }
-        if (r->kind == AUDIT_ALLOWED) {
+        if (r->kind == AUDIT_ALLOWED || r->kind == AUDIT_TUNNEL) {
                 FIELD(f_duration, "DSP_DURATION_USEC=%llu", r->duration_usec);
                 FIELD(f_in, "DSP_BYTES_IN=%llu", r->bytes_in);
                 FIELD(f_out, "DSP_BYTES_OUT=%llu", r->bytes_out);

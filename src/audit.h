@@ -12,6 +12,7 @@ typedef enum AuditKind {
         AUDIT_MALFORMED, /* 400 */
         AUDIT_FAILED,    /* 502/504: the daemon could not be reached or misbehaved */
         AUDIT_ALLOWED,   /* forwarded, logged at debug when it completes */
+        AUDIT_TUNNEL,    /* a hijacked stream ended: how long it lived, bytes each way */
         _AUDIT_KIND_MAX,
 } AuditKind;
 

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "peer.h"
 #include "policy.h"
+#include "tunnel.h"
 #include "upstream.h"
 
 /* Request headers plus what MHD keeps per connection; bounds what one client can hold. */
@@ -50,7 +51,10 @@ typedef struct Exchange {
         int client_fd;
         Upstream up;
         bool chunked_body;
+        bool upgrade;      /* the client asked to switch protocols (attach, exec, BuildKit) */
+        const char *upgrade_protocol;
         bool in_flight;
+        bool tunnel_logged;
         unsigned status;
         char error[MESSAGE_MAX];
         usec_t started;
@@ -149,7 +153,7 @@ static void audit(Exchange *x, AuditKind kind, const char *reason) {
                 .method = x->method,
                 .path = x->raw_target,
                 .listener = x->front->name,
-                .rule = kind == AUDIT_REFUSED || kind == AUDIT_ALLOWED ? x->verdict.rule : NULL,
+                        .rule = kind == AUDIT_REFUSED || kind == AUDIT_ALLOWED || kind == AUDIT_TUNNEL ? x->verdict.rule : NULL,
                 .reason = reason,
                 .status = x->status,
                 .peer = &x->peer,
@@ -288,8 +292,11 @@ static int build_request_head(struct MHD_Connection *c, const Exchange *x, const
         MHD_get_connection_values(c, MHD_HEADER_KIND, add_forwarded_header, h);
         if (scan->host_count == 0)
                 head_append(h, "Host: docker\r\n", 14); /* the daemon refuses HTTP/1.1 without Host */
-        /* One request per daemon connection: its end is the end of the response. */
-        head_append(h, "Connection: close\r\n", 19);
+        if (x->upgrade)
+                head_appendf(h, "Connection: Upgrade\r\nUpgrade: ", x->upgrade_protocol, "\r\n");
+        else
+                /* One request per daemon connection: its end is the end of the response. */
+                head_append(h, "Connection: close\r\n", 19);
         if (cl)
                 head_appendf(h, "Content-Length: ", cl, "\r\n");
         else if (x->chunked_body)
@@ -313,6 +320,8 @@ static const char *errno_explain(int r) {
                 return "it closed the connection";
         case EBADMSG:
                 return "its answer is not valid HTTP";
+        case EPROTO:
+                return "it switched protocols on a request that did not ask for it";
         default:
                 return strerror(-r);
         }
@@ -367,6 +376,16 @@ static enum MHD_Result daemon_failed(Exchange *x, struct MHD_Connection *c, cons
         return respond_json(x, c, status, msg);
 }
 
+/* POST /containers/{id}/attach: a hijack in every API version. */
+static bool is_attach(const char *method, const char *path) {
+        const char *p;
+
+        if (!streq(method, "POST") || strncmp(path, "/containers/", 12) != 0)
+                return false;
+        p = strchr(path + 12, '/');
+        return p && p != path + 12 && streq(p, "/attach");
+}
+
 static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, const char *method,
                                       const char *version) {
         Server *s = x->front->server;
@@ -397,6 +416,10 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
         if (bad)
                 return refuse_malformed(x, c, bad);
         x->chunked_body = scan.chunked;
+        x->upgrade = scan.upgrade && http_list_has_token(scan.connection, "upgrade");
+        x->upgrade_protocol = scan.upgrade;
+        if (x->upgrade && !streq(version, MHD_HTTP_VERSION_1_1))
+                return refuse_malformed(x, c, "switching protocols needs HTTP/1.1");
 
         r = http_target_parse(x->raw_target, &x->target);
         if (r == -ENOMEM)
@@ -414,6 +437,12 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
                 snprintf(reason, sizeof(reason), "refused %s %s: %s", method, x->raw_target, explain);
                 return respond_json(x, c, 403, reason);
         }
+
+        if (!x->upgrade && is_attach(method, x->target.path))
+                /* The old 200-then-raw hijack cannot carry stdin through a proxy: say so
+                 * instead of leaving the client waiting. */
+                return refuse_malformed(x, c, "attach needs 'Connection: Upgrade' and 'Upgrade: tcp' (the "
+                                              "hijack without an upgrade cannot pass a proxy)");
 
         atomic_fetch_add(&k->allowed, 1);
         atomic_fetch_add(&k->in_flight, 1);
@@ -494,6 +523,56 @@ static enum MHD_Result add_response_headers(struct MHD_Response *resp, const Htt
         return MHD_YES;
 }
 
+static void on_upgraded(void *cls, struct MHD_Connection *c, void *con_cls, const char *extra_in,
+                        size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh) {
+        Exchange *x = cls;
+        Server *s = x->front->server;
+        TunnelStats stats;
+        char reason[256];
+        int r;
+
+        /* Thread-per-connection: this runs in the connection's thread and may block. */
+        atomic_fetch_add(&s->counters.tunnels, 1);
+        r = tunnel_run(sock, x->up.fd, extra_in, extra_in_size, x->up.buf + x->up.start, x->up.end - x->up.start,
+                       s->cancel_fd, &stats);
+        atomic_fetch_sub(&s->counters.tunnels, 1);
+
+        x->bytes_in += stats.client_to_daemon;
+        x->bytes_out += stats.daemon_to_client;
+        snprintf(reason, sizeof(reason), "%s after %.3f s, %llu bytes in, %llu bytes out",
+                 r == 0 ? "both sides done" : r == -ECANCELED ? "ended by shutdown" :
+                 errno_is_disconnect(r) ? "one side reset" : "error",
+                 (double) (now_usec() - x->started) / 1e6, x->bytes_in, x->bytes_out);
+        audit(x, AUDIT_TUNNEL, reason);
+        x->tunnel_logged = true;
+
+        upstream_done(&x->up);
+        /* Never close(sock): MHD owns it and closes it on this action. */
+        (void) MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+static enum MHD_Result exchange_upgrade(Exchange *x, struct MHD_Connection *c, const RequestSettings *rs) {
+        struct MHD_Response *resp;
+        enum MHD_Result ret;
+
+        if (!x->upgrade)
+                return daemon_failed(x, c, rs, -EPROTO, false);
+        if (x->up.end - x->up.start > TUNNEL_BUFFER_SIZE)
+                return daemon_failed(x, c, rs, -EBADMSG, false);
+
+        resp = MHD_create_response_for_upgrade(on_upgraded, x);
+        if (!resp)
+                return MHD_NO;
+        add_response_headers(resp, &x->up.head);
+        /* MHD adds "Connection: Upgrade" itself; "Upgrade" must come from us. */
+        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, x->up.head.upgrade ?: x->upgrade_protocol);
+        x->status = 101;
+        ret = MHD_queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+        MHD_destroy_response(resp);
+        x->state = EXCHANGE_ANSWERED;
+        return ret;
+}
+
 static enum MHD_Result exchange_finish(Exchange *x, struct MHD_Connection *c) {
         RequestSettings rs;
         struct MHD_Response *resp;
@@ -519,10 +598,15 @@ static enum MHD_Result exchange_finish(Exchange *x, struct MHD_Connection *c) {
         if (r < 0)
                 return daemon_failed(x, c, &rs, r, false);
 
-        if (x->up.head.status == 101) {
-                /* Hijacked streams come with their own issue; until then, say so plainly. */
-                return daemon_failed(x, c, &rs, -EPROTONOSUPPORT, false);
-        }
+        if (x->up.head.status == 101)
+                return exchange_upgrade(x, c, &rs);
+
+        if (!x->upgrade && x->up.body_mode == BODY_UNTIL_CLOSE && x->up.head.content_type &&
+            strncmp(x->up.head.content_type, "application/vnd.docker.", 23) == 0)
+                /* The daemon hijacked a request that did not ask for it (exec start without
+                 * Upgrade): the client cannot send stdin through us, so the daemon gets EOF on it
+                 * now rather than waiting for input forever. Its output still streams back. */
+                (void) shutdown(x->up.fd, SHUT_WR);
 
         switch (x->up.body_mode) {
         case BODY_LENGTH:
@@ -580,7 +664,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
                 return;
         s = x->front->server;
         if (x->in_flight) {
-                if (x->status != 0 && x->status < 500 && x->verdict.allowed) {
+                if (x->status != 0 && x->status < 500 && x->verdict.allowed && !x->tunnel_logged) {
                         char reason[96];
                         snprintf(reason, sizeof(reason), "%u, %s", x->status,
                                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "completed" : "ended early");
