@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 
 #include "audit.h"
 #include "fd-util.h"
@@ -327,18 +326,6 @@ static const char *errno_explain(int r) {
         }
 }
 
-static void describe_identity(char *buf, size_t size) {
-        gid_t groups[64];
-        int n = getgroups((int) ELEMENTSOF(groups), groups);
-        size_t len;
-
-        len = (size_t) snprintf(buf, size, "uid %u, gid %u, groups", (unsigned) geteuid(), (unsigned) getegid());
-        for (int i = 0; i < n && len + 12 < size; i++)
-                len += (size_t) snprintf(buf + len, size - len, "%s%u", i ? "," : " ", (unsigned) groups[i]);
-        if (n <= 0)
-                snprintf(buf + len, size - len, " (none)");
-}
-
 static enum MHD_Result daemon_failed(Exchange *x, struct MHD_Connection *c, const RequestSettings *rs, int r,
                                      bool at_connect) {
         Counters *k = &x->front->server->counters;
@@ -347,21 +334,10 @@ static enum MHD_Result daemon_failed(Exchange *x, struct MHD_Connection *c, cons
 
         atomic_fetch_add(&k->failed, 1);
         if (at_connect && (r == -EACCES || r == -EPERM)) {
-                char who[512];
-                struct stat st;
-
-                describe_identity(who, sizeof(who));
-                if (stat(rs->socket_path, &st) >= 0)
-                        snprintf(msg, sizeof(msg),
-                                 "cannot connect to the Docker daemon at %s: permission denied; the proxy runs as %s; "
-                                 "the socket belongs to uid %u, gid %u with mode %04o; add the socket's group to the "
-                                 "proxy (SupplementaryGroups=docker in the service, or --listen as a member of it)",
-                                 rs->socket_path, who, (unsigned) st.st_uid, (unsigned) st.st_gid,
-                                 (unsigned) (st.st_mode & 07777));
-                else
-                        snprintf(msg, sizeof(msg),
-                                 "cannot connect to the Docker daemon at %s: permission denied; the proxy runs as %s",
-                                 rs->socket_path, who);
+                char hint[768];
+                upstream_describe_access(rs->socket_path, hint, sizeof(hint));
+                snprintf(msg, sizeof(msg), "cannot connect to the Docker daemon at %s: permission denied; %s",
+                         rs->socket_path, hint);
         } else if (at_connect)
                 snprintf(msg, sizeof(msg), "cannot connect to the Docker daemon at %s: %s", rs->socket_path,
                          errno_explain(r));

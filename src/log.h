@@ -38,5 +38,6 @@ void log_struct_array(int level, const char *message_id, const char *message, co
 #define log_warning(...) log_full(LOG_WARNING, __VA_ARGS__)
 #define log_error(...) log_full(LOG_ERR, __VA_ARGS__)
 #define log_debug_errno(e, ...) log_full_errno(LOG_DEBUG, (e), __VA_ARGS__)
+#define log_notice_errno(e, ...) log_full_errno(LOG_NOTICE, (e), __VA_ARGS__)
 #define log_warning_errno(e, ...) log_full_errno(LOG_WARNING, (e), __VA_ARGS__)
 #define log_error_errno(e, ...) log_full_errno(LOG_ERR, (e), __VA_ARGS__)

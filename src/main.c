@@ -14,6 +14,7 @@
 #include "front.h"
 #include "listener.h"
 #include "log.h"
+#include "upstream.h"
 
 #define STATUS_INTERVAL_USEC (1 * USEC_PER_SEC)
 
@@ -156,6 +157,20 @@ static void raise_nofile(void) {
         }
 }
 
+/* Says at start-up what every request would otherwise find out alone; never fatal, since
+ * the daemon may well start after us. */
+static void probe_daemon(const Config *c) {
+        int r = upstream_probe(c->socket_path, c->timeout_usec);
+
+        if (r == -EACCES || r == -EPERM) {
+                char hint[768];
+                upstream_describe_access(c->socket_path, hint, sizeof(hint));
+                log_warning("Cannot connect to the Docker daemon at %s: permission denied; %s.", c->socket_path, hint);
+        } else if (r < 0)
+                log_notice_errno(r, "The Docker daemon at %s cannot be reached yet (%m); requests get 502 until it can.",
+                                 c->socket_path);
+}
+
 static void notify_status(Server *s, size_t n_listeners) {
         Counters *k = &s->counters;
 
@@ -224,6 +239,7 @@ static int run(int argc, char *argv[]) {
         }
 
         raise_nofile();
+        probe_daemon(config);
 
         /* Blocked before any thread exists, so that only this one takes them. */
         sigemptyset(&mask);

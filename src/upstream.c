@@ -2,6 +2,8 @@
 #include <poll.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <grp.h>
 #include <sys/time.h>
 #include <sys/un.h>
 
@@ -246,4 +248,41 @@ void upstream_done(Upstream *u) {
         u->fd = safe_close(u->fd);
         u->buf = mfree_ptr(u->buf);
         u->start = u->end = 0;
+}
+
+void upstream_describe_access(const char *socket_path, char *buf, size_t size) {
+        gid_t groups[64];
+        int n = getgroups((int) ELEMENTSOF(groups), groups);
+        struct stat st;
+        size_t len;
+
+        len = (size_t) snprintf(buf, size, "the proxy runs as uid %u, gid %u, groups", (unsigned) geteuid(),
+                                (unsigned) getegid());
+        for (int i = 0; i < n && len + 12 < size; i++)
+                len += (size_t) snprintf(buf + len, size - len, "%s%u", i ? "," : " ", (unsigned) groups[i]);
+        if (n <= 0 && len < size)
+                len += (size_t) snprintf(buf + len, size - len, " (none)");
+        if (len >= size)
+                return;
+        if (stat(socket_path, &st) >= 0) {
+                struct group *g = getgrgid(st.st_gid);
+                const char *group = g && g->gr_name ? g->gr_name : NULL;
+                char gid[16];
+
+                snprintf(gid, sizeof(gid), "%u", (unsigned) st.st_gid);
+                snprintf(buf + len, size - len,
+                         "; the socket belongs to uid %u, group %s (gid %u) with mode %04o; give the proxy that "
+                         "group: SupplementaryGroups=%s in its service, or run it as a member of it",
+                         (unsigned) st.st_uid, group ?: gid, (unsigned) st.st_gid, (unsigned) (st.st_mode & 07777),
+                         group ?: gid);
+        }
+        else
+                snprintf(buf + len, size - len, "; the socket's directory cannot be searched: %s", strerror(errno));
+}
+
+int upstream_probe(const char *socket_path, usec_t timeout) {
+        Upstream u = UPSTREAM_NULL;
+        int r = upstream_connect(&u, socket_path, timeout);
+        upstream_done(&u);
+        return r;
 }

@@ -26,6 +26,8 @@ typedef struct Upstream {
 
 /* Connects to the daemon's socket. Returns 0 or -errno (-ENOENT, -ECONNREFUSED, -EACCES...). */
 int upstream_connect(Upstream *u, const char *socket_path, usec_t timeout);
+/* Connects and disconnects at once: can the daemon be reached? 0 or -errno. */
+int upstream_probe(const char *socket_path, usec_t timeout);
 int upstream_send(Upstream *u, const void *data, size_t size);
 /* Sends data as one chunk of a chunked body; size 0 sends the last chunk. */
 int upstream_send_chunk(Upstream *u, const void *data, size_t size);
@@ -40,3 +42,7 @@ int upstream_read_head(Upstream *u, const char *request_method, usec_t timeout);
 ssize_t upstream_read_body(Upstream *u, char *out, size_t max, int client_fd, int cancel_fd);
 
 void upstream_done(Upstream *u);
+
+/* For "permission denied": who the proxy runs as, who owns the socket with what mode, and
+ * how to fix it. */
+void upstream_describe_access(const char *socket_path, char *buf, size_t size);
