@@ -136,15 +136,25 @@ static void config_free(Config *c) {
         }
 }
 
+static const char *format_duration(usec_t u, char buf[static 32]) {
+        if (u % USEC_PER_SEC == 0)
+                snprintf(buf, 32, "%llus", u / USEC_PER_SEC);
+        else
+                snprintf(buf, 32, "%llums", u / USEC_PER_MSEC);
+        return buf;
+}
+
 static void print_config(const Config *c) {
-        printf("# docker-socket-proxy %s: the effective policy\n", PROJECT_VERSION);
+        char a[32], b[32], d[32];
+
+        printf("# docker-socket-proxy %s: the effective policy, one rule a line\n", PROJECT_VERSION);
         policy_describe(&c->policy, stdout);
-        printf("%-24s %s\n", "SOCKET_PATH", c->socket_path);
-        printf("%-24s %s\n", "LOG_LEVEL", log_level_to_string(c->log_level));
-        printf("%-24s %llums\n", "SOCKET_PROXY_TIMEOUT", c->timeout_usec / USEC_PER_MSEC);
-        printf("%-24s %llums\n", "SOCKET_PROXY_KEEPALIVE", c->keepalive_usec / USEC_PER_MSEC);
-        printf("%-24s %llums\n", "SOCKET_PROXY_DRAIN_TIMEOUT", c->drain_usec / USEC_PER_MSEC);
-        printf("%-24s %u\n", "SOCKET_PROXY_MAX_CONNECTIONS", c->max_connections);
+        printf("# settings\n"
+               "SOCKET_PATH=%s\nLOG_LEVEL=%s\nSOCKET_PROXY_TIMEOUT=%s\nSOCKET_PROXY_KEEPALIVE=%s\n"
+               "SOCKET_PROXY_DRAIN_TIMEOUT=%s\nSOCKET_PROXY_MAX_CONNECTIONS=%u\nDISABLE_IPV6=%d\n",
+               c->socket_path, log_level_to_string(c->log_level), format_duration(c->timeout_usec, a),
+               format_duration(c->keepalive_usec, b), format_duration(c->drain_usec, d), c->max_connections,
+               c->disable_ipv6);
 }
 
 static void raise_nofile(void) {

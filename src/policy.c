@@ -369,14 +369,14 @@ void policy_describe(const Policy *p, FILE *f) {
                 fprintf(f, "%s=%-*s %s /%s and everything under it\n", sections[i].variable,
                         (int) (22 - strlen(sections[i].variable)), on_off(p->sections[i]),
                         p->sections[i] ? "allow " : "refuse", sections[i].segment);
-        fprintf(f, "%-24s %s\n", p->post ? "POST=1" : "POST=0",
+        fprintf(f, "%-23s %s\n", p->post ? "POST=1" : "POST=0",
                 p->post ? "write methods pass on allowed sections" :
                           "read-only: only GET and HEAD pass");
         for (size_t i = 0; i < _WRITE_METHOD_MAX; i++) {
                 Tristate t = p->write_methods[i];
                 bool allowed = t == TRISTATE_UNSET ? p->post : t == TRISTATE_ON;
                 fprintf(f, "%s%-*s %s %s on allowed sections%s\n", write_method_names[i],
-                        (int) (24 - strlen(write_method_names[i])),
+                        (int) (23 - strlen(write_method_names[i])),
                         t == TRISTATE_UNSET ? "" : t == TRISTATE_ON ? "=1" : "=0",
                         allowed ? "allow " : "refuse", write_method_names[i],
                         t == TRISTATE_UNSET ? " (follows POST)" : "");
@@ -390,6 +390,6 @@ void policy_describe(const Policy *p, FILE *f) {
                         (int) (22 - strlen(grants[i].variable)), on_off(p->grants[i]),
                         p->grants[i] ? "allow " : "leave ", grants[i].description,
                         p->grants[i] ? " even when CONTAINERS or POST is off" : " to CONTAINERS and POST");
-        fprintf(f, "%-24s refuse CONNECT, TRACE and methods the Docker API does not know\n", "(always)");
-        fprintf(f, "%-24s refuse paths that are not canonical (400) and everything not allowed above (403)\n", "(always)");
+        fprintf(f, "%-23s refuse CONNECT, TRACE and methods the Docker API does not know\n", "(always)");
+        fprintf(f, "%-23s refuse paths that are not canonical (400) and everything not allowed above (403)\n", "(always)");
 }
