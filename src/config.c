@@ -107,6 +107,8 @@ int parse_duration(const char *s, usec_t *ret) {
         }
         for (size_t i = 0; i < ELEMENTSOF(units); i++)
                 if (streq(p, units[i].suffix)) {
+                        if ((usec_t) n > USEC_INFINITY / 2 / units[i].factor)
+                                return -ERANGE;
                         *ret = (usec_t) n * units[i].factor;
                         return 0;
                 }

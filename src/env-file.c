@@ -109,6 +109,8 @@ int env_file_parse(const char *text, size_t size, EnvFile *ret, unsigned *ret_er
                                 state = PRE_EQUALS;
                         else if (c == '\n')
                                 error = "a variable name without '=' and a value";
+                        else if (c == '\r')
+                                error = "a carriage return after a variable name (Windows line endings?)";
                         else
                                 error = "a variable name holds a character that is not a letter, digit or '_'";
                         break;
@@ -146,11 +148,8 @@ int env_file_parse(const char *text, size_t size, EnvFile *ret, unsigned *ret_er
                                 state = PRE_KEY;
                         } else if (c == '\\')
                                 state = VALUE_ESCAPE;
-                        else if (c == '\'')
-                                state = SINGLE_QUOTE;
-                        else if (c == '"')
-                                state = DOUBLE_QUOTE;
                         else
+                                /* As in systemd, a quote counts only where a value starts. */
                                 r = buffer_put(&value, c);
                         break;
 
@@ -165,7 +164,7 @@ int env_file_parse(const char *text, size_t size, EnvFile *ret, unsigned *ret_er
 
                 case SINGLE_QUOTE:
                         if (c == '\'') {
-                                state = VALUE;
+                                state = PRE_VALUE;
                                 keep = value.size;
                         } else if (i == size)
                                 error = "a single quote is not closed";
@@ -175,7 +174,7 @@ int env_file_parse(const char *text, size_t size, EnvFile *ret, unsigned *ret_er
 
                 case DOUBLE_QUOTE:
                         if (c == '"') {
-                                state = VALUE;
+                                state = PRE_VALUE;
                                 keep = value.size;
                         } else if (c == '\\')
                                 state = DOUBLE_QUOTE_ESCAPE;
@@ -212,8 +211,12 @@ int env_file_parse(const char *text, size_t size, EnvFile *ret, unsigned *ret_er
                         break;
                 }
 
-                if (error || r < 0)
+                if (error || r < 0) {
+                        if (state == SINGLE_QUOTE || state == DOUBLE_QUOTE || state == DOUBLE_QUOTE_ESCAPE ||
+                            state == VALUE_ESCAPE)
+                                line = key_line;
                         break;
+                }
                 if (c == '\n' && i < size)
                         line++;
         }
