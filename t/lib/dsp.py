@@ -1,0 +1,204 @@
+"""Helpers for the Python integration tests: TAP, the Docker daemon, the proxy.
+
+The Docker daemon comes from t/lib/dockerd.sh (the run's shared one in
+$DSP_TEST_DOCKER_SOCK when it answers, else one of the test's own).
+"""
+
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+LIB = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(LIB))
+PROXY_BIN = os.environ.get("DSP_PROXY_BIN") or os.path.join(ROOT, "build", "src", "docker-socket-proxy")
+DOCKER_CLI = os.environ.get("DSP_DOCKER_CLI", "docker")
+
+
+class Tap:
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+        self.cleanups = []
+
+    def result(self, good, desc):
+        self.n += 1
+        if not good:
+            self.failed += 1
+        print("%s %d - %s" % ("ok" if good else "not ok", self.n, desc.replace("#", "\\#")), flush=True)
+        return good
+
+    def ok(self, good, desc, *diag):
+        if not self.result(bool(good), desc):
+            for d in diag:
+                self.diag(d)
+        return bool(good)
+
+    def is_(self, got, want, desc):
+        good = got == want
+        if not self.result(good, desc):
+            self.diag("       got: %r" % (got,))
+            self.diag("  expected: %r" % (want,))
+        return good
+
+    def diag(self, text):
+        for line in str(text).splitlines() or [""]:
+            print("# " + line, flush=True)
+
+    def bail(self, why):
+        print("Bail out! " + why, flush=True)
+        self.run_cleanups()
+        sys.exit(255)
+
+    def at_exit(self, fn):
+        self.cleanups.append(fn)
+
+    def run_cleanups(self):
+        while self.cleanups:
+            fn = self.cleanups.pop()
+            try:
+                fn()
+            except Exception as e:  # clean-up goes on
+                print("# clean-up failed: %s" % e, file=sys.stderr)
+
+    def done(self):
+        self.run_cleanups()
+        print("1..%d" % self.n, flush=True)
+        sys.exit(min(self.failed, 254))
+
+
+def main(tap, body):
+    """Run body(tap); an exception is a failing test, and clean-up always runs."""
+    if os.geteuid() != 0:
+        tap.bail("the integration tests run as root")
+    try:
+        body(tap)
+    except SystemExit:
+        raise
+    except BaseException as e:
+        import traceback
+        tap.result(False, "the test script ran to its end (it raised %s: %s)" % (type(e).__name__, e))
+        tap.diag(traceback.format_exc())
+    tap.done()
+
+
+def _bash(code, *args):
+    return subprocess.run(["bash", "-c", ". %s/dockerd.sh; %s" % (LIB, code), "bash"] + list(args),
+                          stdin=subprocess.DEVNULL, timeout=180)
+
+
+def _answers(sock):
+    try:
+        return subprocess.run([DOCKER_CLI, "-H", "unix://" + sock, "version"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=10).returncode == 0
+    except Exception:
+        return False
+
+
+def docker_daemon(tap):
+    """The socket of a Docker daemon for this test."""
+    shared = os.environ.get("DSP_TEST_DOCKER_SOCK")
+    if shared and os.path.exists(shared) and _answers(shared):
+        return shared
+    d = tempfile.mkdtemp(prefix="dsp-dockerd.", dir="/tmp")
+    tap.at_exit(lambda: (_bash('dsp_dockerd_stop "$1"; _dsp_rm_daemon_dir "$1"', d)))
+    if _bash('dsp_dockerd_start "$1"', d).returncode != 0:
+        tap.bail("could not start dockerd")
+    return os.path.join(d, "docker.sock")
+
+
+def tmpdir(tap):
+    d = tempfile.mkdtemp(prefix="dsp-test.", dir="/tmp")
+    os.chmod(d, 0o755)
+    tap.at_exit(lambda: shutil.rmtree(d, ignore_errors=True))
+    return d
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=20):
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
+def get(sock_path, path, method="GET"):
+    """One request over a Unix socket: (status, body)."""
+    c = UnixHTTPConnection(sock_path)
+    try:
+        c.request(method, path)
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def stop(tap, proc, timeout=10):
+    """SIGTERM, wait, SIGKILL: returns the exit status."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            tap.diag("pid %d still runs %d s after SIGTERM: SIGKILL" % (proc.pid, timeout))
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+class Notify:
+    """A NOTIFY_SOCKET of our own; collects (time, KEY, VALUE)."""
+
+    def __init__(self, tap, directory):
+        self.path = os.path.join(directory, "notify.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.messages = []
+        tap.at_exit(self.sock.close)
+
+    def pump(self, seconds):
+        """Receive for up to `seconds`."""
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                return
+            now = time.monotonic()
+            for line in data.decode(errors="replace").split("\n"):
+                if "=" in line:
+                    k, v = line.split("=", 1)
+                    self.messages.append((now, k, v))
+
+    def wait_for(self, pred, seconds):
+        """Receive until pred(messages) is true or `seconds` pass."""
+        end = time.monotonic() + seconds
+        while not pred(self.messages):
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            self.pump(min(left, 0.1))
+        return True
+
+    def values(self, key, since=0.0):
+        return [v for (t, k, v) in self.messages if k == key and t >= since]

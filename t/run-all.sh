@@ -1,0 +1,62 @@
+#!/bin/bash
+# Build, then run every test (unit and integration) with one shared Docker daemon.
+# The last line of the output is "N passed, N failed"; the exit status is non-zero when
+# anything failed.
+#   BUILD_DIR (default build), MESON_TEST_ARGS (extra arguments for meson test)
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+build=${BUILD_DIR:-build}
+
+summary() {
+	printf '%s passed, %s failed\n' "$1" "$2"
+}
+
+if [ -f "$build/build.ninja" ]; then
+	meson setup --reconfigure "$build" || { echo "run-all: meson setup failed"; summary 0 1; exit 1; }
+else
+	meson setup "$build" || { echo "run-all: meson setup failed"; summary 0 1; exit 1; }
+fi
+meson compile -C "$build" || { echo "run-all: the build failed"; summary 0 1; exit 1; }
+
+# One Docker daemon for the whole run (each test reuses it through DSP_TEST_DOCKER_SOCK).
+. "$top/t/lib/dockerd.sh"
+daemon_dir=$(mktemp -d /tmp/dsp-dockerd.XXXXXX)
+stop_daemon() {
+	[ -n "$daemon_dir" ] || return 0
+	dsp_dockerd_stop "$daemon_dir" 2>/dev/null
+	_dsp_rm_daemon_dir "$daemon_dir"
+	daemon_dir=
+}
+trap 'stop_daemon' EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
+if dsp_dockerd_start "$daemon_dir"; then
+	export DSP_TEST_DOCKER_SOCK=$DSP_DOCKER_SOCK
+else
+	echo "run-all: could not start the shared dockerd; each integration test will try its own"
+fi
+
+# shellcheck disable=SC2086
+meson test -C "$build" --print-errorlogs ${MESON_TEST_ARGS:-}
+meson_rc=$?
+stop_daemon
+
+log=$build/meson-logs/testlog.json
+if [ ! -s "$log" ]; then
+	echo "run-all: meson test wrote no $log (exit status $meson_rc)"
+	summary 0 1
+	exit 1
+fi
+read -r passed failed < <(jq -rs '[ (map(select(.result == "OK" or .result == "EXPECTEDFAIL")) | length),
+	(map(select(.result != "OK" and .result != "EXPECTEDFAIL")) | length) ] | "\(.[0]) \(.[1])"' "$log")
+if [ -z "${passed:-}" ]; then
+	echo "run-all: cannot read $log"
+	summary 0 1
+	exit 1
+fi
+# The failed tests by name, then the count as the very last line.
+jq -rs '.[] | select(.result != "OK" and .result != "EXPECTEDFAIL") | "run-all: \(.result): \(.name)"' "$log"
+summary "$passed" "$failed"
+[ "$failed" -eq 0 ] && [ "$meson_rc" -eq 0 ]
