@@ -43,7 +43,7 @@ typedef struct Exchange {
         Front *front;
         ExchangeState state;
         char *raw_target;
-        const char *method;
+        char *method; /* a copy: logged after MHD has reset the request's memory */
         HttpTarget target;
         Verdict verdict;
         Peer peer;
@@ -83,6 +83,7 @@ static Exchange *exchange_free(Exchange *x) {
         upstream_done(&x->up);
         http_target_done(&x->target);
         free(x->raw_target);
+        free(x->method);
         free(x);
         return NULL;
 }
@@ -375,7 +376,9 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
         const char *bad;
         int r;
 
-        x->method = method;
+        x->method = strdup(method);
+        if (!x->method)
+                return MHD_NO;
         ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (ci) {
                 x->client_fd = ci->connect_fd;
