@@ -182,11 +182,18 @@ static void probe_daemon(const Config *c) {
 }
 
 static void notify_status(Server *s, size_t n_listeners) {
+        static char last[256];
         Counters *k = &s->counters;
+        char status[256];
 
-        sd_notifyf(false, "STATUS=Serving %zu listener(s): %lu connections, %lu allowed, %lu refused, %lu tunnels",
-                   n_listeners, atomic_load(&k->connections), atomic_load(&k->allowed), atomic_load(&k->refused),
-                   atomic_load(&k->tunnels));
+        snprintf(status, sizeof(status), "STATUS=Serving %zu listener(s): %lu connections, %lu allowed, %lu refused, %lu tunnels",
+                 n_listeners, atomic_load(&k->connections), atomic_load(&k->allowed), atomic_load(&k->refused),
+                 atomic_load(&k->tunnels));
+        /* Only what changed: an idle proxy stays quiet. */
+        if (streq(status, last))
+                return;
+        sd_notify(false, status);
+        memcpy(last, status, sizeof(last));
 }
 
 static void reload(Server *s) {
