@@ -8,6 +8,7 @@ packages=(
 	libmicrohttpd-dev libsystemd-dev
 	docker.io busybox-static iproute2 util-linux procps
 	curl jq python3 python3-docker mandoc
+	clang libclang-rt-14-dev
 	systemd
 )
 
