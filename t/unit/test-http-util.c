@@ -587,7 +587,9 @@ static void test_chunked_splits(void) {
 
         /* One byte at a time. */
         {
-                size_t *ends = malloc((in_size + 4) * sizeof(size_t));
+                size_t *ends = calloc(in_size + 4, sizeof(size_t));
+                if (!ends)
+                        bail("out of memory");
                 for (size_t i = 0; i < in_size + 4; i++)
                         ends[i] = i + 1;
                 decode_pieces(in, in_size + 4, ends, in_size + 4, &d);
