@@ -23,6 +23,12 @@
 #define RESPONSE_BLOCK_SIZE (64U * 1024U)
 #define THREAD_STACK_SIZE (256U * 1024U)
 #define MESSAGE_MAX 1024U
+/* A refused request's body up to this size is read and dropped so that the client, still
+ * writing it, gets our answer instead of a broken pipe; larger ones close the connection. */
+#define REFUSED_BODY_DISCARD_MAX (1024U * 1024U)
+/* An upgrade request's body (exec start's JSON) goes to the daemon in one write with its
+ * head: bytes arriving after the daemon took the connection over would become stdin. */
+#define UPGRADE_BODY_MAX (64U * 1024U)
 
 typedef struct Front {
         Server *server;
@@ -31,8 +37,14 @@ typedef struct Front {
         char *name;
 } Front;
 
+/* One per client connection, for as long as it is open. */
+typedef struct ConnectionState {
+        bool poisoned; /* a refused or malformed request was answered: serve no more */
+} ConnectionState;
+
 typedef enum ExchangeState {
         EXCHANGE_NEW,        /* headers received, nothing decided yet */
+        EXCHANGE_REFUSING,   /* refused: the body is dropped, the answer comes at its end */
         EXCHANGE_FORWARDING, /* allowed: the request goes to the daemon */
         EXCHANGE_DISCARDING, /* the daemon failed while the body came in: answer at its end */
         EXCHANGE_ANSWERED,   /* a response is queued */
@@ -54,6 +66,10 @@ typedef struct Exchange {
         const char *upgrade_protocol;
         bool in_flight;
         bool tunnel_logged;
+        bool poison;       /* serve nothing more on this connection once answered */
+        char *pending;     /* upgrade requests: the head and body, sent in one write */
+        size_t pending_size;
+        size_t pending_head_size;
         unsigned status;
         char error[MESSAGE_MAX];
         usec_t started;
@@ -84,6 +100,7 @@ static Exchange *exchange_free(Exchange *x) {
         http_target_done(&x->target);
         free(x->raw_target);
         free(x->method);
+        free(x->pending);
         free(x);
         return NULL;
 }
@@ -123,7 +140,8 @@ static size_t json_escape(char *out, size_t size, const char *s) {
 }
 
 /* Our own answers look like the daemon's errors, so that the CLI prints them. */
-static enum MHD_Result respond_json(Exchange *x, struct MHD_Connection *c, unsigned status, const char *message) {
+static enum MHD_Result respond_json(Exchange *x, struct MHD_Connection *c, unsigned status, const char *message,
+                                    bool close) {
         char body[MESSAGE_MAX * 6 + 64], escaped[MESSAGE_MAX * 6];
         struct MHD_Response *r;
         enum MHD_Result ret;
@@ -135,14 +153,17 @@ static enum MHD_Result respond_json(Exchange *x, struct MHD_Connection *c, unsig
         if (!r)
                 return MHD_NO;
         (void) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-        /* Whatever the client pipelined after a refused or broken request is not ours to serve. */
-        if (status != 502 && status != 504)
+        /* After a malformed request the framing of what follows is unknown: close. A refusal
+         * closes too (on_completed), but without the header: docker 20.10 takes
+         * "Connection: close" on an answer to an upgrade as the upgrade itself. */
+        if (close)
                 (void) MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
         ret = MHD_queue_response(c, status, r);
         MHD_destroy_response(r);
         if (x) {
                 x->status = status;
                 x->state = EXCHANGE_ANSWERED;
+                x->poison = status == 400 || status == 403;
         }
         return ret;
 }
@@ -178,7 +199,7 @@ static enum MHD_Result refuse_malformed(Exchange *x, struct MHD_Connection *c, c
         atomic_fetch_add(&k->malformed, 1);
         x->status = 400;
         audit(x, AUDIT_MALFORMED, why);
-        return respond_json(x, c, 400, why);
+        return respond_json(x, c, 400, why, true);
 }
 
 typedef struct HeaderScan {
@@ -327,6 +348,17 @@ static const char *errno_explain(int r) {
         }
 }
 
+/* Answers x->status with x->error once the (small) body is read; a body too large to drop
+ * gets the answer now, and the connection closes under it. */
+static enum MHD_Result refuse_later(Exchange *x, struct MHD_Connection *c) {
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+        if (x->chunked_body || (cl && strtoull(cl, NULL, 10) > REFUSED_BODY_DISCARD_MAX))
+                return respond_json(x, c, x->status, x->error, true);
+        x->state = EXCHANGE_REFUSING;
+        return MHD_YES;
+}
+
 static enum MHD_Result daemon_failed(Exchange *x, struct MHD_Connection *c, const RequestSettings *rs, int r,
                                      bool at_connect) {
         Counters *k = &x->front->server->counters;
@@ -350,7 +382,9 @@ static enum MHD_Result daemon_failed(Exchange *x, struct MHD_Connection *c, cons
         x->status = status;
         audit(x, AUDIT_FAILED, msg);
         snprintf(x->error, sizeof(x->error), "%s", msg);
-        return respond_json(x, c, status, msg);
+        if (at_connect)
+                return refuse_later(x, c);
+        return respond_json(x, c, status, msg, false);
 }
 
 /* POST /containers/{id}/attach: a hijack in every API version. */
@@ -363,6 +397,11 @@ static bool is_attach(const char *method, const char *path) {
         return p && p != path + 12 && streq(p, "/attach");
 }
 
+static ConnectionState *connection_state(struct MHD_Connection *c) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        return ci ? ci->socket_context : NULL;
+}
+
 static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, const char *method,
                                       const char *version) {
         Server *s = x->front->server;
@@ -372,9 +411,13 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
         HeadBuilder head = {};
         HeaderScan scan = {};
         RequestSettings rs;
-        char reason[MESSAGE_MAX], explain[512];
+        char explain[512];
         const char *bad;
         int r;
+
+        ConnectionState *cs = connection_state(c);
+        if (cs && cs->poisoned)
+                return MHD_NO; /* pipelined after a refusal: never forwarded */
 
         x->method = strdup(method);
         if (!x->method)
@@ -413,8 +456,8 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
                 verdict_explain(&x->verdict, explain, sizeof(explain));
                 x->status = 403;
                 audit(x, AUDIT_REFUSED, explain);
-                snprintf(reason, sizeof(reason), "refused %s %s: %s", method, x->raw_target, explain);
-                return respond_json(x, c, 403, reason);
+                snprintf(x->error, sizeof(x->error), "refused %s %s: %s", method, x->raw_target, explain);
+                return refuse_later(x, c);
         }
 
         if (!x->upgrade && is_attach(method, x->target.path))
@@ -440,6 +483,11 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
         head_buf = head.buf;
         if (r < 0)
                 return MHD_NO;
+        if (x->upgrade) {
+                x->pending = TAKE_PTR(head_buf);
+                x->pending_size = x->pending_head_size = head.size;
+                return MHD_YES;
+        }
         r = upstream_send(&x->up, head.buf, head.size);
         if (r < 0)
                 return daemon_failed(x, c, &rs, r, true);
@@ -450,7 +498,22 @@ static enum MHD_Result forward_body(Exchange *x, const char *data, size_t *size)
         int r;
 
         x->bytes_in += *size;
-        if (x->state == EXCHANGE_FORWARDING) {
+        if (x->state == EXCHANGE_FORWARDING && x->pending) {
+                char *p;
+
+                if (x->pending_size - x->pending_head_size + *size > UPGRADE_BODY_MAX) {
+                        snprintf(x->error, sizeof(x->error), "the body of a request that switches protocols may "
+                                 "hold at most %u bytes", UPGRADE_BODY_MAX);
+                        x->status = 413;
+                        x->state = EXCHANGE_REFUSING;
+                } else if (!(p = realloc(x->pending, x->pending_size + *size)))
+                        return MHD_NO;
+                else {
+                        x->pending = p;
+                        memcpy(x->pending + x->pending_size, data, *size);
+                        x->pending_size += *size;
+                }
+        } else if (x->state == EXCHANGE_FORWARDING) {
                 r = x->chunked_body ? upstream_send_chunk(&x->up, data, *size) : upstream_send(&x->up, data, *size);
                 if (r < 0) {
                         snprintf(x->error, sizeof(x->error), "the Docker daemon stopped reading the request body: %s",
@@ -552,6 +615,31 @@ static enum MHD_Result exchange_upgrade(Exchange *x, struct MHD_Connection *c, c
         return ret;
 }
 
+/* The head said "Transfer-Encoding: chunked"; the whole body is here, so say its length. */
+static int rewrite_pending_as_length(Exchange *x) {
+        static const char te[] = "Transfer-Encoding: chunked\r\n";
+        size_t body = x->pending_size - x->pending_head_size;
+        char cl[48], *p, *at;
+        int n;
+
+        at = memmem(x->pending, x->pending_head_size, te, sizeof(te) - 1);
+        if (!at)
+                return 0;
+        n = snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n", body);
+        p = malloc(x->pending_size - (sizeof(te) - 1) + (size_t) n);
+        if (!p)
+                return -ENOMEM;
+        size_t before = (size_t) (at - x->pending), after = x->pending_size - before - (sizeof(te) - 1);
+        memcpy(p, x->pending, before);
+        memcpy(p + before, cl, (size_t) n);
+        memcpy(p + before + (size_t) n, at + sizeof(te) - 1, after);
+        free(x->pending);
+        x->pending = p;
+        x->pending_size = before + (size_t) n + after;
+        x->pending_head_size = x->pending_head_size - (sizeof(te) - 1) + (size_t) n;
+        return 0;
+}
+
 static enum MHD_Result exchange_finish(Exchange *x, struct MHD_Connection *c) {
         RequestSettings rs;
         struct MHD_Response *resp;
@@ -564,10 +652,21 @@ static enum MHD_Result exchange_finish(Exchange *x, struct MHD_Connection *c) {
         if (x->state == EXCHANGE_DISCARDING) {
                 x->status = 502;
                 audit(x, AUDIT_FAILED, x->error);
-                return respond_json(x, c, 502, x->error);
+                return respond_json(x, c, 502, x->error, false);
         }
 
-        if (x->chunked_body) {
+        if (x->pending) {
+                /* The client's chunked body is sent with a Content-Length: we have it whole. */
+                if (x->chunked_body) {
+                        r = rewrite_pending_as_length(x);
+                        if (r < 0)
+                                return MHD_NO;
+                }
+                r = upstream_send(&x->up, x->pending, x->pending_size);
+                x->pending = mfree_ptr(x->pending);
+                if (r < 0)
+                        return daemon_failed(x, c, &rs, r, false);
+        } else if (x->chunked_body) {
                 r = upstream_send_chunk(&x->up, NULL, 0);
                 if (r < 0)
                         return daemon_failed(x, c, &rs, r, false);
@@ -617,11 +716,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         Exchange *x = *con_cls;
 
         if (!x)
-                return respond_json(NULL, c, 500, "out of memory");
+                return respond_json(NULL, c, 500, "out of memory", true);
 
         switch (x->state) {
         case EXCHANGE_NEW:
                 return exchange_begin(x, c, method, version);
+        case EXCHANGE_REFUSING:
+                if (*upload_data_size > 0) {
+                        *upload_data_size = 0;
+                        return MHD_YES;
+                }
+                return respond_json(x, c, x->status, x->error, false);
         case EXCHANGE_FORWARDING:
         case EXCHANGE_DISCARDING:
                 if (*upload_data_size > 0)
@@ -651,7 +756,14 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
                 }
                 atomic_fetch_sub(&s->counters.in_flight, 1);
         }
-        if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+        if (x->poison) {
+                ConnectionState *cs = connection_state(c);
+                if (cs)
+                        cs->poisoned = true;
+                /* Our answer is out; the end of the stream tells the client nothing follows. */
+                if (x->client_fd >= 0)
+                        (void) shutdown(x->client_fd, SHUT_WR);
+        } else if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
                 RequestSettings rs;
                 settings_snapshot(s, &rs);
                 (void) MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, rs.keepalive_sec);
@@ -663,10 +775,13 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
                           enum MHD_ConnectionNotificationCode code) {
         Front *f = cls;
 
-        if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        if (code == MHD_CONNECTION_NOTIFY_STARTED) {
                 atomic_fetch_add(&f->server->counters.connections, 1);
-        else
+                *socket_context = calloc(1, sizeof(ConnectionState));
+        } else {
                 atomic_fetch_sub(&f->server->counters.connections, 1);
+                *socket_context = mfree_ptr(*socket_context);
+        }
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
