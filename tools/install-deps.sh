@@ -11,6 +11,10 @@ packages=(
 	clang libclang-rt-14-dev
 	systemd
 )
+# dockerode's test needs node and npm; take Debian's unless the machine has its own.
+if ! command -v npm >/dev/null 2>&1; then
+	packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
