@@ -17,6 +17,7 @@
 static const char *const setting_names[] = {
         "SOCKET_PATH", "SOCKET_PROXY_DOCKER_SOCKET", "LOG_LEVEL", "SOCKET_PROXY_TIMEOUT",
         "SOCKET_PROXY_KEEPALIVE", "SOCKET_PROXY_DRAIN_TIMEOUT", "SOCKET_PROXY_MAX_CONNECTIONS",
+        "SOCKET_PROXY_MAX_LISTENER_CONNECTIONS", "SOCKET_PROXY_HEADER_TIMEOUT",
         "DISABLE_IPV6", "TZ", NULL,
 };
 
@@ -75,6 +76,7 @@ int config_init(Config *c) {
                 .keepalive_usec = CONFIG_DEFAULT_KEEPALIVE_USEC,
                 .drain_usec = CONFIG_DEFAULT_DRAIN_USEC,
                 .max_connections = CONFIG_DEFAULT_MAX_CONNECTIONS,
+                .header_timeout_usec = CONFIG_DEFAULT_HEADER_TIMEOUT_USEC,
         };
         policy_init_default(&c->policy);
         c->socket_path = strdup(DEFAULT_SOCKET_PATH);
@@ -186,15 +188,21 @@ int config_set(Config *c, const char *key, const char *value, char **ret_error) 
                 return set_duration(&c->keepalive_usec, key, value, false, ret_error);
         if (streq(key, "SOCKET_PROXY_DRAIN_TIMEOUT"))
                 return set_duration(&c->drain_usec, key, value, true, ret_error);
-        if (streq(key, "SOCKET_PROXY_MAX_CONNECTIONS")) {
+        if (streq(key, "SOCKET_PROXY_HEADER_TIMEOUT"))
+                return set_duration(&c->header_timeout_usec, key, value, false, ret_error);
+        if (streq(key, "SOCKET_PROXY_MAX_CONNECTIONS") || streq(key, "SOCKET_PROXY_MAX_LISTENER_CONNECTIONS")) {
+                bool total = streq(key, "SOCKET_PROXY_MAX_CONNECTIONS");
                 char *end;
                 unsigned long n;
 
                 errno = 0;
                 n = strtoul(value, &end, 10);
-                if (errno || end == value || *end || n == 0 || n > 65536 || !isdigit((unsigned char) *value))
-                        return set_error(ret_error, "%s=%s: not a number between 1 and 65536", key, value);
-                c->max_connections = (unsigned) n;
+                if (errno || end == value || *end || (total && n == 0) || n > 65536 || !isdigit((unsigned char) *value))
+                        return set_error(ret_error, "%s=%s: not a number between %d and 65536", key, value, total ? 1 : 0);
+                if (total)
+                        c->max_connections = (unsigned) n;
+                else
+                        c->max_listener_connections = (unsigned) n;
                 return 0;
         }
         if (streq(key, "DISABLE_IPV6")) {

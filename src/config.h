@@ -13,6 +13,7 @@
 #define CONFIG_DEFAULT_KEEPALIVE_USEC (10 * USEC_PER_SEC)
 #define CONFIG_DEFAULT_DRAIN_USEC (5 * USEC_PER_SEC)
 #define CONFIG_DEFAULT_MAX_CONNECTIONS 1024U
+#define CONFIG_DEFAULT_HEADER_TIMEOUT_USEC (10 * USEC_PER_SEC)
 
 typedef struct Config {
         Policy policy;
@@ -21,7 +22,9 @@ typedef struct Config {
         usec_t timeout_usec;
         usec_t keepalive_usec;
         usec_t drain_usec;
-        unsigned max_connections;
+        unsigned max_connections;              /* all listeners together */
+        unsigned max_listener_connections;     /* each listener; 0: no limit of its own */
+        usec_t header_timeout_usec;            /* to receive a request's headers */
         bool disable_ipv6;
 } Config;
 

@@ -30,16 +30,28 @@
  * head: bytes arriving after the daemon took the connection over would become stdin. */
 #define UPGRADE_BODY_MAX (64U * 1024U)
 
+/* Connections past the limits are still accepted, up to this many more, to be told 503. */
+#define CONNECTION_HEADROOM 32U
+
 typedef struct Front {
         Server *server;
         struct MHD_Daemon *daemon;
         int listen_fd;
         char *name;
+        atomic_ulong connections;
 } Front;
 
-/* One per client connection, for as long as it is open. */
+/* One per client connection, for as long as it is open; listed in the Server so that
+ * the reaper can end connections that take too long to send their request headers. */
 typedef struct ConnectionState {
-        bool poisoned; /* a refused or malformed request was answered: serve no more */
+        struct ConnectionState *prev, *next;
+        Front *front;
+        int fd;
+        bool poisoned;              /* a refused or malformed request was answered: serve no more */
+        bool reused;                /* a request completed on it: it may idle for the keep-alive time */
+        atomic_bool receiving_head; /* between requests, or reading one's headers */
+        _Atomic usec_t waiting_since;
+        bool reaped;
 } ConnectionState;
 
 typedef enum ExchangeState {
@@ -82,6 +94,8 @@ typedef struct RequestSettings {
         char socket_path[108];
         usec_t timeout_usec;
         unsigned keepalive_sec;
+        unsigned max_connections;
+        unsigned max_listener_connections;
 } RequestSettings;
 
 static void settings_snapshot(Server *s, RequestSettings *ret) {
@@ -90,6 +104,8 @@ static void settings_snapshot(Server *s, RequestSettings *ret) {
         snprintf(ret->socket_path, sizeof(ret->socket_path), "%s", s->config->socket_path);
         ret->timeout_usec = s->config->timeout_usec;
         ret->keepalive_sec = (unsigned) MAX((s->config->keepalive_usec + USEC_PER_SEC - 1) / USEC_PER_SEC, 1ULL);
+        ret->max_connections = s->config->max_connections;
+        ret->max_listener_connections = s->config->max_listener_connections;
         pthread_rwlock_unlock(&s->config_lock);
 }
 
@@ -163,7 +179,7 @@ static enum MHD_Result respond_json(Exchange *x, struct MHD_Connection *c, unsig
         if (x) {
                 x->status = status;
                 x->state = EXCHANGE_ANSWERED;
-                x->poison = status == 400 || status == 403;
+                x->poison = status == 400 || status == 403 || status == 414 || status == 503;
         }
         return ret;
 }
@@ -402,6 +418,28 @@ static ConnectionState *connection_state(struct MHD_Connection *c) {
         return ci ? ci->socket_context : NULL;
 }
 
+/* Past a connection limit? Then x->error says which, for a 503. */
+static bool over_limits(Exchange *x, const RequestSettings *rs) {
+        unsigned long total = atomic_load(&x->front->server->counters.connections);
+        unsigned long here = atomic_load(&x->front->connections);
+        const char *variable = NULL;
+        unsigned limit = 0;
+
+        if (total > rs->max_connections) {
+                variable = "SOCKET_PROXY_MAX_CONNECTIONS";
+                limit = rs->max_connections;
+        } else if (rs->max_listener_connections > 0 && here > rs->max_listener_connections) {
+                variable = "SOCKET_PROXY_MAX_LISTENER_CONNECTIONS";
+                limit = rs->max_listener_connections;
+        }
+        if (!variable)
+                return false;
+        snprintf(x->error, sizeof(x->error), "too many connections: %s=%u is reached, try again later", variable,
+                 limit);
+        x->verdict.rule = variable;
+        return true;
+}
+
 static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, const char *method,
                                       const char *version) {
         Server *s = x->front->server;
@@ -418,6 +456,8 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
         ConnectionState *cs = connection_state(c);
         if (cs && cs->poisoned)
                 return MHD_NO; /* pipelined after a refusal: never forwarded */
+        if (cs)
+                atomic_store(&cs->receiving_head, false);
 
         x->method = strdup(method);
         if (!x->method)
@@ -426,6 +466,14 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
         if (ci) {
                 x->client_fd = ci->connect_fd;
                 (void) peer_from_fd(x->client_fd, &x->peer);
+        }
+
+        settings_snapshot(s, &rs);
+        if (over_limits(x, &rs)) {
+                atomic_fetch_add(&k->refused, 1);
+                x->status = 503;
+                audit(x, AUDIT_REFUSED, x->error);
+                return respond_json(x, c, 503, x->error, true);
         }
 
         if (!streq(version, MHD_HTTP_VERSION_1_1) && !streq(version, MHD_HTTP_VERSION_1_0))
@@ -446,10 +494,15 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
         r = http_target_parse(x->raw_target, &x->target);
         if (r == -ENOMEM)
                 return MHD_NO;
+        if (r == TARGET_TOO_LONG) {
+                atomic_fetch_add(&k->malformed, 1);
+                x->status = 414;
+                audit(x, AUDIT_MALFORMED, target_error_to_string(r));
+                return respond_json(x, c, 414, target_error_to_string(r), true);
+        }
         if (r > 0)
                 return refuse_malformed(x, c, target_error_to_string(r));
 
-        settings_snapshot(s, &rs);
         policy_decide(&rs.policy, method, x->target.path, &x->verdict);
         if (!x->verdict.allowed) {
                 atomic_fetch_add(&k->refused, 1);
@@ -764,7 +817,14 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
                 if (x->client_fd >= 0)
                         (void) shutdown(x->client_fd, SHUT_WR);
         } else if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+                ConnectionState *cs = connection_state(c);
                 RequestSettings rs;
+
+                if (cs) {
+                        cs->reused = true;
+                        atomic_store(&cs->waiting_since, now_usec());
+                        atomic_store(&cs->receiving_head, true);
+                }
                 settings_snapshot(s, &rs);
                 (void) MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, rs.keepalive_sec);
         }
@@ -775,12 +835,44 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
                           enum MHD_ConnectionNotificationCode code) {
         Front *f = cls;
 
+        Server *s = f->server;
+        ConnectionState *cs;
+
         if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-                atomic_fetch_add(&f->server->counters.connections, 1);
-                *socket_context = calloc(1, sizeof(ConnectionState));
+                const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+                atomic_fetch_add(&s->counters.connections, 1);
+                atomic_fetch_add(&f->connections, 1);
+                cs = calloc(1, sizeof(ConnectionState));
+                if (!cs)
+                        return;
+                cs->front = f;
+                cs->fd = ci ? ci->connect_fd : -EBADF;
+                atomic_store(&cs->waiting_since, now_usec());
+                atomic_store(&cs->receiving_head, true);
+                pthread_mutex_lock(&s->connections_lock);
+                cs->next = s->connections;
+                if (cs->next)
+                        cs->next->prev = cs;
+                s->connections = cs;
+                pthread_mutex_unlock(&s->connections_lock);
+                *socket_context = cs;
         } else {
-                atomic_fetch_sub(&f->server->counters.connections, 1);
-                *socket_context = mfree_ptr(*socket_context);
+                atomic_fetch_sub(&s->counters.connections, 1);
+                atomic_fetch_sub(&f->connections, 1);
+                cs = *socket_context;
+                if (!cs)
+                        return;
+                /* Unlisted before MHD closes the fd: the reaper never sees a reused number. */
+                pthread_mutex_lock(&s->connections_lock);
+                if (cs->prev)
+                        cs->prev->next = cs->next;
+                else
+                        s->connections = cs->next;
+                if (cs->next)
+                        cs->next->prev = cs->prev;
+                pthread_mutex_unlock(&s->connections_lock);
+                *socket_context = mfree_ptr(cs);
         }
 }
 
@@ -807,13 +899,14 @@ int server_new(Server **ret, Config *config) {
                 return r;
         }
         pthread_rwlock_init(&s->config_lock, NULL);
+        pthread_mutex_init(&s->connections_lock, NULL);
         s->config = config;
         *ret = s;
         return 0;
 }
 
 int server_start(Server *s, Listener *listeners, size_t n_listeners, char **ret_error) {
-        unsigned keepalive_sec, max_connections;
+        unsigned keepalive_sec, mhd_limit;
 
         s->fronts = calloc(n_listeners, sizeof(Front));
         if (!s->fronts)
@@ -821,7 +914,9 @@ int server_start(Server *s, Listener *listeners, size_t n_listeners, char **ret_
 
         pthread_rwlock_rdlock(&s->config_lock);
         keepalive_sec = (unsigned) MAX((s->config->keepalive_usec + USEC_PER_SEC - 1) / USEC_PER_SEC, 1ULL);
-        max_connections = s->config->max_connections;
+        mhd_limit = (s->config->max_listener_connections > 0 ?
+                     MIN(s->config->max_listener_connections, s->config->max_connections) :
+                     s->config->max_connections) + CONNECTION_HEADROOM;
         pthread_rwlock_unlock(&s->config_lock);
 
         for (size_t i = 0; i < n_listeners; i++) {
@@ -840,7 +935,7 @@ int server_start(Server *s, Listener *listeners, size_t n_listeners, char **ret_
                         MHD_OPTION_URI_LOG_CALLBACK, on_uri, f,
                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, f,
                         MHD_OPTION_NOTIFY_CONNECTION, on_connection, f,
-                        MHD_OPTION_CONNECTION_LIMIT, max_connections,
+                        MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY_LIMIT,
                         MHD_OPTION_CONNECTION_TIMEOUT, keepalive_sec,
                         MHD_OPTION_THREAD_STACK_SIZE, (size_t) THREAD_STACK_SIZE,
@@ -864,6 +959,32 @@ Config *server_swap_config(Server *s, Config *c) {
         s->config = c;
         pthread_rwlock_unlock(&s->config_lock);
         return old;
+}
+
+unsigned server_reap(Server *s) {
+        usec_t now = now_usec(), header, keepalive;
+        unsigned n = 0;
+
+        pthread_rwlock_rdlock(&s->config_lock);
+        header = s->config->header_timeout_usec;
+        keepalive = s->config->keepalive_usec;
+        pthread_rwlock_unlock(&s->config_lock);
+
+        pthread_mutex_lock(&s->connections_lock);
+        for (ConnectionState *cs = s->connections; cs; cs = cs->next) {
+                /* An idle keep-alive connection has its keep-alive time on top. */
+                usec_t allowed = header + (cs->reused ? keepalive : 0);
+
+                if (cs->reaped || cs->fd < 0 || !atomic_load(&cs->receiving_head) ||
+                    now - atomic_load(&cs->waiting_since) <= allowed)
+                        continue;
+                /* MHD's thread sees the end of the stream and closes the connection itself. */
+                (void) shutdown(cs->fd, SHUT_RDWR);
+                cs->reaped = true;
+                n++;
+        }
+        pthread_mutex_unlock(&s->connections_lock);
+        return n;
 }
 
 bool server_alive(Server *s) {
@@ -901,6 +1022,7 @@ Server *server_free(Server *s) {
         free(s->fronts);
         safe_close(s->cancel_fd);
         pthread_rwlock_destroy(&s->config_lock);
+        pthread_mutex_destroy(&s->connections_lock);
         free(s);
         return NULL;
 }

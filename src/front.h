@@ -28,6 +28,8 @@ typedef struct Server {
         int cancel_fd;  /* an eventfd: readable once long streams must end */
         struct Front *fronts;
         size_t n_fronts;
+        pthread_mutex_t connections_lock;
+        struct ConnectionState *connections;
 } Server;
 
 int server_new(Server **ret, Config *config);
@@ -35,6 +37,9 @@ int server_new(Server **ret, Config *config);
 int server_start(Server *s, Listener *listeners, size_t n_listeners, char **ret_error);
 /* Swaps in a new configuration; returns the old one for the caller to free. */
 Config *server_swap_config(Server *s, Config *c);
+/* Ends connections that did not send their request headers in time (slowloris). Returns
+ * how many. Called periodically. */
+unsigned server_reap(Server *s);
 /* Whether every MHD daemon answers (for the watchdog). */
 bool server_alive(Server *s);
 /* Stops accepting, waits up to drain_usec for requests in flight, then ends the streams still

@@ -155,9 +155,17 @@ static int bind_unix(const char *spec, Listener **list, size_t *n, char **ret_er
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return fail(ret_error, "'%s': cannot create a socket: %m", spec);
-        /* A socket file left by an earlier run is replaced; anything else is not ours. */
-        if (lstat(path, &st) >= 0 && S_ISSOCK(st.st_mode))
+        /* A socket file left by an earlier run is replaced; a live one, or anything else,
+         * is not ours to take. */
+        if (lstat(path, &st) >= 0 && S_ISSOCK(st.st_mode)) {
+                _cleanup_close_ int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+                if (probe >= 0 && connect(probe, (struct sockaddr *) &sa, sizeof(sa)) >= 0) {
+                        errno = EADDRINUSE;
+                        return fail(ret_error, "'%s': another process listens on this socket", spec);
+                }
                 (void) unlink(path);
+        }
         if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
                 return fail(ret_error, "'%s': cannot bind: %m", spec);
         if (chmod(path, mode) < 0 || (gid != (gid_t) -1 && chown(path, (uid_t) -1, gid) < 0)) {

@@ -145,15 +145,17 @@ static const char *format_duration(usec_t u, char buf[static 32]) {
 }
 
 static void print_config(const Config *c) {
-        char a[32], b[32], d[32];
+        char a[32], b[32], d[32], h[32];
 
         printf("# docker-socket-proxy %s: the effective policy, one rule a line\n", PROJECT_VERSION);
         policy_describe(&c->policy, stdout);
         printf("# settings\n"
                "SOCKET_PATH=%s\nLOG_LEVEL=%s\nSOCKET_PROXY_TIMEOUT=%s\nSOCKET_PROXY_KEEPALIVE=%s\n"
-               "SOCKET_PROXY_DRAIN_TIMEOUT=%s\nSOCKET_PROXY_MAX_CONNECTIONS=%u\nDISABLE_IPV6=%d\n",
+               "SOCKET_PROXY_DRAIN_TIMEOUT=%s\nSOCKET_PROXY_HEADER_TIMEOUT=%s\nSOCKET_PROXY_MAX_CONNECTIONS=%u\n"
+               "SOCKET_PROXY_MAX_LISTENER_CONNECTIONS=%u\nDISABLE_IPV6=%d\n",
                c->socket_path, log_level_to_string(c->log_level), format_duration(c->timeout_usec, a),
-               format_duration(c->keepalive_usec, b), format_duration(c->drain_usec, d), c->max_connections,
+               format_duration(c->keepalive_usec, b), format_duration(c->drain_usec, d),
+               format_duration(c->header_timeout_usec, h), c->max_connections, c->max_listener_connections,
                c->disable_ipv6);
 }
 
@@ -306,6 +308,10 @@ static int run(int argc, char *argv[]) {
                         wait = MIN(wait, next_watchdog - now);
                 }
                 if (now >= next_status) {
+                        unsigned reaped = server_reap(server);
+                        if (reaped > 0)
+                                log_notice("Closed %u connection(s) that did not send their request headers in time.",
+                                           reaped);
                         notify_status(server, n_listeners);
                         audit_flush_suppressed();
                         next_status = now + STATUS_INTERVAL_USEC;

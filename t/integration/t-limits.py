@@ -1,0 +1,192 @@
+#!/usr/bin/python3
+"""Every client-controlled resource has a limit with a named setting: connections (503),
+the request-target (414), header bytes (431), the time to send request headers
+(slowloris: closed), idle keep-alive, and the daemon's response headers (504); the
+process raises its own RLIMIT_NOFILE soft limit to the hard one."""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import dsp  # noqa: E402
+
+
+def start(tap, d, name, env_extra, prefix=()):
+    sock = os.path.join(d, name + ".sock")
+    log = open(os.path.join(d, name + ".log"), "w+")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    env.update(env_extra)
+    proc = subprocess.Popen(list(prefix) + [dsp.PROXY_BIN, "--listen", "unix:" + sock, "--log-target=stderr"],
+                            env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    tap.at_exit(lambda: dsp.stop(tap, proc))
+    for _ in range(100):
+        if os.path.exists(sock):
+            break
+        time.sleep(0.05)
+    return proc, sock, log
+
+
+def connect(sock, timeout=10):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(sock)
+    return s
+
+
+def read_all(s):
+    out = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+    except OSError:
+        pass
+    return out
+
+
+def status_and_json(raw):
+    m = re.match(rb"HTTP/1\.1 (\d{3}) ", raw)
+    body = raw.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in raw else b""
+    try:
+        message = json.loads(body.decode()).get("message", "")
+    except Exception:
+        message = None
+    return (m.group(1).decode() if m else None), message
+
+
+def closed_within(s, seconds):
+    """Seconds until the proxy closed s (reading nothing), or None if it stayed open."""
+    t = time.time()
+    s.settimeout(0.2)
+    while time.time() - t < seconds:
+        try:
+            if s.recv(100) == b"":
+                return time.time() - t
+        except socket.timeout:
+            pass
+        except OSError:
+            return time.time() - t
+    return None
+
+
+def body(tap):
+    daemon = dsp.docker_daemon(tap)
+    d = dsp.tmpdir(tap)
+
+    proc, sock, log = start(tap, d, "limits", {
+        "SOCKET_PATH": daemon, "SOCKET_PROXY_MAX_CONNECTIONS": "3", "SOCKET_PROXY_HEADER_TIMEOUT": "2s",
+        "SOCKET_PROXY_KEEPALIVE": "2s"})
+
+    # Connections: the fourth one gets 503 with a JSON message naming the setting.
+    held = [connect(sock) for _ in range(3)]
+    time.sleep(0.2)
+    s = connect(sock)
+    s.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n")
+    code, message = status_and_json(read_all(s))
+    tap.is_(code, "503", "a 4th connection with SOCKET_PROXY_MAX_CONNECTIONS=3 gets 503")
+    tap.ok(message and "SOCKET_PROXY_MAX_CONNECTIONS=3" in message, "its JSON message names the setting", message)
+    for h in held:
+        h.close()
+    time.sleep(0.3)
+    s = connect(sock)
+    s.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    tap.is_(status_and_json(read_all(s))[0], "200", "once they are gone, a new connection is served")
+
+    # Slowloris: a request line and a header byte every 0.5 s; closed after the header timeout.
+    s = connect(sock)
+    s.sendall(b"GET /_ping HTTP/1.1\r\n")
+    t = time.time()
+    gone = None
+    while time.time() - t < 8:
+        try:
+            s.sendall(b"X")
+        except OSError:
+            gone = time.time() - t
+            break
+        s.settimeout(0.5)
+        try:
+            if s.recv(100) == b"":
+                gone = time.time() - t
+                break
+        except socket.timeout:
+            pass
+        except OSError:
+            gone = time.time() - t
+            break
+    tap.ok(gone is not None and gone < 4.5,
+           "a client trickling its headers is closed within SOCKET_PROXY_HEADER_TIMEOUT=2s (+1 s)",
+           "closed after %s s" % gone)
+
+    # Idle keep-alive: closed after SOCKET_PROXY_KEEPALIVE.
+    s = connect(sock)
+    s.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n")
+    first = s.recv(65536)
+    tap.ok(first.startswith(b"HTTP/1.1 200"), "a keep-alive request is answered")
+    after = closed_within(s, 8)
+    tap.ok(after is not None and 1.0 < after < 5.5, "the idle connection is closed after about "
+           "SOCKET_PROXY_KEEPALIVE=2s", "closed after %s s" % after)
+
+    # The request-target: over 8 KiB is 414, as JSON.
+    s = connect(sock)
+    s.sendall(b"GET /_ping?" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    code, message = status_and_json(read_all(s))
+    tap.is_(code, "414", "a 9 KB request-target gets 414")
+    tap.ok(message is not None, "with a JSON message", message)
+    # Header bytes beyond what a connection may hold: 431.
+    s = connect(sock)
+    s.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\n" +
+              b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 100) for i in range(1500)) + b"\r\n")
+    tap.is_(status_and_json(read_all(s))[0], "431", "150 KB of request headers get 431")
+    tap.ok(proc.poll() is None, "the proxy is still running after all that")
+
+    # The daemon's response headers: a daemon that accepts and never answers gives 504.
+    mute = os.path.join(d, "mute.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(mute)
+    srv.listen(16)
+    accepted = []
+    threading.Thread(target=lambda: [accepted.append(srv.accept()) for _ in range(4)], daemon=True).start()
+    proc2, sock2, log2 = start(tap, d, "in-front-of-mute", {"SOCKET_PATH": mute, "SOCKET_PROXY_TIMEOUT": "1s"})
+    s = connect(sock2)
+    t = time.time()
+    s.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n")
+    try:
+        raw = s.recv(65536)
+    except OSError as e:
+        raw = b""
+        log2.seek(0)
+        tap.diag("no answer (%s); the proxy's log: %s" % (e, log2.read()))
+    code, message = status_and_json(raw)
+    took = time.time() - t
+    tap.is_(code, "504", "a daemon that never sends its response headers: 504")
+    tap.ok(0.8 < took < 3, "after SOCKET_PROXY_TIMEOUT=1s", "took %.2f s" % took)
+    tap.ok(message and "did not answer in time" in message, "the message says the daemon did not answer in time",
+           message)
+
+    # RLIMIT_NOFILE: a soft limit below the hard one is raised at start.
+    proc3, sock3, log3 = start(tap, d, "nofile", {"SOCKET_PATH": daemon}, prefix=("prlimit", "--nofile=256:4096"))
+    with open("/proc/%d/limits" % proc3.pid) as f:
+        line = next(x for x in f if x.startswith("Max open files"))
+    soft, hard = line.split()[3:5]
+    tap.is_((soft, hard), ("4096", "4096"), "started with nofile 256:4096, the soft limit is raised to 4096")
+
+    # A second proxy does not steal a live listener's socket file.
+    r = subprocess.run([dsp.PROXY_BIN, "--listen", "unix:" + sock3, "--log-target=stderr"],
+                       env={"SOCKET_PATH": daemon}, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
+    tap.ok(r.returncode != 0 and "another process listens" in r.stderr,
+           "--listen on a Unix socket another proxy serves fails with a clear message", r.stderr)
+    s = connect(sock3)
+    s.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    tap.is_(status_and_json(read_all(s))[0], "200", "and the first proxy still serves it")
+
+
+if __name__ == "__main__":
+    dsp.main(dsp.Tap(), body)
