@@ -10,6 +10,7 @@ packages=(
 	curl jq python3 python3-docker mandoc
 	clang libclang-rt-14-dev
 	systemd
+	debootstrap rpm lintian dpkg-dev debhelper fakeroot
 )
 # dockerode's test needs node and npm; take Debian's unless the machine has its own.
 if ! command -v npm >/dev/null 2>&1; then
@@ -21,6 +22,12 @@ for p in "${packages[@]}"; do
 	status=$(dpkg-query -W -f '${db:Status-Status}' "$p" 2>/dev/null || true)
 	[ "$status" = installed ] || missing+=("$p")
 done
+
+# systemd-nspawn (the boot test) must match the installed systemd, or apt upgrades systemd.
+if [ "$(dpkg-query -W -f '${db:Status-Status}' systemd-container 2>/dev/null || true)" != installed ]; then
+	systemd_version=$(dpkg-query -W -f '${Version}' systemd 2>/dev/null || true)
+	missing+=("systemd-container${systemd_version:+=$systemd_version}")
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
 	echo "install-deps: all ${#packages[@]} packages are installed"
