@@ -178,7 +178,13 @@ static int bind_unix(const char *spec, Listener **list, size_t *n, char **ret_er
                 (void) unlink(path);
                 return r;
         }
-        r = listeners_add(list, n, fd, spec, path, true);
+        {
+                /* Logged as the socket, without its options. */
+                _cleanup_free_ char *name = NULL;
+                if (asprintf(&name, "unix:%s", path) < 0)
+                        return -ENOMEM;
+                r = listeners_add(list, n, fd, name, path, true);
+        }
         if (r < 0)
                 return r;
         TAKE_FD(fd);
