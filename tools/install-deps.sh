@@ -8,7 +8,7 @@ packages=(
 	libmicrohttpd-dev libsystemd-dev
 	docker.io busybox-static iproute2 util-linux procps
 	curl jq python3 python3-docker mandoc
-	clang libclang-rt-14-dev
+	clang libclang-rt-14-dev llvm valgrind
 	systemd
 	debootstrap rpm lintian dpkg-dev debhelper fakeroot
 )
