@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include <inttypes.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "audit.h"
@@ -27,7 +29,9 @@
  * writing it, gets our answer instead of a broken pipe; larger ones close the connection. */
 #define REFUSED_BODY_DISCARD_MAX (1024U * 1024U)
 /* An upgrade request's body (exec start's JSON) goes to the daemon in one write with its
- * head: bytes arriving after the daemon took the connection over would become stdin. */
+ * head: bytes arriving after the daemon took the connection over would become stdin. A
+ * chunked body up to this size is held back too, until MHD has checked its framing, and is
+ * sent with a Content-Length: a bad chunk then never reaches the daemon. */
 #define UPGRADE_BODY_MAX (64U * 1024U)
 
 /* Connections past the limits are still accepted, up to this many more, to be told 503. */
@@ -67,6 +71,7 @@ typedef struct Exchange {
         Front *front;
         ExchangeState state;
         char *raw_target;
+        const char *uri_at; /* where MHD's request line holds the target (see exchange_begin) */
         char *method; /* a copy: logged after MHD has reset the request's memory */
         HttpTarget target;
         Verdict verdict;
@@ -135,6 +140,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
         x->raw_target = strdup(uri);
         if (!x->raw_target)
                 return exchange_free(x);
+        x->uri_at = uri;
         return x;
 }
 
@@ -382,7 +388,11 @@ static enum MHD_Result daemon_failed(Exchange *x, struct MHD_Connection *c, cons
         char msg[MESSAGE_MAX];
 
         atomic_fetch_add(&k->failed, 1);
-        if (at_connect && (r == -EACCES || r == -EPERM)) {
+        if (r == -EMFILE || r == -ENFILE) {
+                status = 503;
+                snprintf(msg, sizeof(msg), "the proxy has no file descriptor left for a connection to the Docker "
+                         "daemon (RLIMIT_NOFILE); try again later");
+        } else if (at_connect && (r == -EACCES || r == -EPERM)) {
                 char hint[768];
                 upstream_describe_access(rs->socket_path, hint, sizeof(hint));
                 snprintf(msg, sizeof(msg), "cannot connect to the Docker daemon at %s: permission denied; %s",
@@ -480,6 +490,13 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
                 return refuse_malformed(x, c, "only HTTP/1.0 and HTTP/1.1 are spoken here");
         if (!http_is_token(method))
                 return refuse_malformed(x, c, "the method is not a valid token");
+        /* libmicrohttpd <= 0.9.77 cuts the target at a NUL byte; its version string follows the
+         * target's end and one space in the same request-line buffer, so a target longer
+         * than the string we were given held a NUL. */
+#if MHD_VERSION <= 0x00097700
+        if (x->uri_at && version > x->uri_at && (size_t) (version - 1 - x->uri_at) != strlen(x->raw_target))
+                return refuse_malformed(x, c, "the request-target holds a NUL byte");
+#endif
 
         MHD_get_connection_values(c, MHD_HEADER_KIND, scan_header, &scan);
         bad = check_framing(&scan);
@@ -536,7 +553,7 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
         head_buf = head.buf;
         if (r < 0)
                 return MHD_NO;
-        if (x->upgrade) {
+        if (x->upgrade || x->chunked_body) {
                 x->pending = TAKE_PTR(head_buf);
                 x->pending_size = x->pending_head_size = head.size;
                 return MHD_YES;
@@ -554,7 +571,21 @@ static enum MHD_Result forward_body(Exchange *x, const char *data, size_t *size)
         if (x->state == EXCHANGE_FORWARDING && x->pending) {
                 char *p;
 
-                if (x->pending_size - x->pending_head_size + *size > UPGRADE_BODY_MAX) {
+                if (x->pending_size - x->pending_head_size + *size > UPGRADE_BODY_MAX && !x->upgrade) {
+                        /* Too large to hold back: stream it (the head, what we have, then the rest). */
+                        r = upstream_send(&x->up, x->pending, x->pending_head_size);
+                        if (r >= 0 && x->pending_size > x->pending_head_size)
+                                r = upstream_send_chunk(&x->up, x->pending + x->pending_head_size,
+                                                        x->pending_size - x->pending_head_size);
+                        if (r >= 0)
+                                r = upstream_send_chunk(&x->up, data, *size);
+                        x->pending = mfree_ptr(x->pending);
+                        if (r < 0) {
+                                snprintf(x->error, sizeof(x->error), "the Docker daemon stopped reading the request "
+                                         "body: %s", errno_explain(r));
+                                x->state = EXCHANGE_DISCARDING;
+                        }
+                } else if (x->pending_size - x->pending_head_size + *size > UPGRADE_BODY_MAX) {
                         snprintf(x->error, sizeof(x->error), "the body of a request that switches protocols may "
                                  "hold at most %u bytes", UPGRADE_BODY_MAX);
                         x->status = 413;
@@ -918,6 +949,20 @@ int server_start(Server *s, Listener *listeners, size_t n_listeners, char **ret_
                      MIN(s->config->max_listener_connections, s->config->max_connections) :
                      s->config->max_connections) + CONNECTION_HEADROOM;
         pthread_rwlock_unlock(&s->config_lock);
+        {
+                /* Each connection may hold two fds (the client's, the daemon's); keep some spare. */
+                struct rlimit rl;
+                if (getrlimit(RLIMIT_NOFILE, &rl) >= 0 && rl.rlim_cur != RLIM_INFINITY) {
+                        rlim_t spare = 16 + 2 * (rlim_t) n_listeners;
+                        unsigned budget = rl.rlim_cur > spare + 2 ?
+                                (unsigned) MIN((rl.rlim_cur - spare) / 2 / n_listeners, (rlim_t) UINT_MAX) : 1U;
+                        if (budget < mhd_limit) {
+                                log_notice("RLIMIT_NOFILE=%llu allows %u connections per listener; more are "
+                                           "closed at once.", (unsigned long long) rl.rlim_cur, budget);
+                                mhd_limit = budget;
+                        }
+                }
+        }
 
         for (size_t i = 0; i < n_listeners; i++) {
                 Front *f = &s->fronts[i];

@@ -5,6 +5,8 @@
 #   dsp_dockerd_start DIR   start dockerd with everything under DIR, in its own network
 #                           namespace that holds only lo; wait until it answers; import
 #                           the image dsp-test:latest; export DSP_DOCKER_SOCK
+#                           ($DSP_DOCKERD_EXTRA_ARGS, e.g. --debug, is appended to its
+#                           command line)
 #   dsp_dockerd_stop DIR    remove every container of that daemon, stop it by its PID
 #   dsp_dockerd_setup       for a test file: reuse $DSP_TEST_DOCKER_SOCK when it answers,
 #                           otherwise start a daemon of its own, stopped at exit
@@ -70,7 +72,7 @@ dsp_dockerd_start() {
 		DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 exec unshare --net sh -c "ip link set lo up && exec dockerd \
 			--host unix://$dir/docker.sock --data-root $dir/data --exec-root $dir/exec \
 			--pidfile $dir/dockerd.pid --iptables=false --ip6tables=false --bridge=none \
-			--ip-masq=false"
+			--ip-masq=false ${DSP_DOCKERD_EXTRA_ARGS:-}"
 	) </dev/null >"$dir/dockerd.log" 2>&1 &
 	pid=$! # the subshell, unshare and sh exec in place: this is dockerd's PID
 	echo "$pid" >"$dir/dsp-dockerd.pid"
