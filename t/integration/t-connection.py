@@ -21,15 +21,7 @@ def exchange(sock_path, data, timeout=10):
     s.settimeout(timeout)
     s.connect(sock_path)
     s.sendall(data)
-    out = b""
-    try:
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            out += d
-    except socket.timeout:
-        out += b"<timeout>"
+    out = dsp.read_until_close(s)
     s.close()
     return out
 

@@ -40,16 +40,7 @@ def connect(sock, timeout=10):
 
 
 def read_all(s):
-    out = b""
-    try:
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            out += d
-    except OSError:
-        pass
-    return out
+    return dsp.read_until_close(s).replace(b"<timeout>", b"")
 
 
 def status_and_json(raw):

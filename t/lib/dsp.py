@@ -134,6 +134,22 @@ def tmpdir(tap):
     return d
 
 
+def read_until_close(s):
+    """Everything s receives until the peer closes; b"<timeout>" is appended on a timeout."""
+    out = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except socket.timeout:
+        out += b"<timeout>"
+    except OSError:
+        pass
+    return out
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
