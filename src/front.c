@@ -66,6 +66,16 @@ typedef enum ExchangeState {
         EXCHANGE_ANSWERED,   /* a response is queued */
 } ExchangeState;
 
+/* Per-request settings copied out of the shared Config under its lock. */
+typedef struct RequestSettings {
+        Policy policy;
+        char socket_path[108];
+        usec_t timeout_usec;
+        unsigned keepalive_sec;
+        unsigned max_connections;
+        unsigned max_listener_connections;
+} RequestSettings;
+
 /* One request, from its request line to its completion. */
 typedef struct Exchange {
         Front *front;
@@ -74,6 +84,7 @@ typedef struct Exchange {
         const char *uri_at; /* where MHD's request line holds the target (see exchange_begin) */
         char *method; /* a copy: logged after MHD has reset the request's memory */
         HttpTarget target;
+        RequestSettings settings; /* taken when the request is decided, used until its answer */
         Verdict verdict;
         Peer peer;
         int client_fd;
@@ -92,16 +103,6 @@ typedef struct Exchange {
         usec_t started;
         unsigned long long bytes_in, bytes_out;
 } Exchange;
-
-/* Per-request settings copied out of the shared Config under its lock. */
-typedef struct RequestSettings {
-        Policy policy;
-        char socket_path[108];
-        usec_t timeout_usec;
-        unsigned keepalive_sec;
-        unsigned max_connections;
-        unsigned max_listener_connections;
-} RequestSettings;
 
 static void settings_snapshot(Server *s, RequestSettings *ret) {
         pthread_rwlock_rdlock(&s->config_lock);
@@ -458,7 +459,7 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
         _cleanup_free_ char *head_buf = NULL;
         HeadBuilder head = {};
         HeaderScan scan = {};
-        RequestSettings rs;
+        RequestSettings *rs = &x->settings;
         char explain[512];
         const char *bad;
         int r;
@@ -478,8 +479,8 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
                 (void) peer_from_fd(x->client_fd, &x->peer);
         }
 
-        settings_snapshot(s, &rs);
-        if (over_limits(x, &rs)) {
+        settings_snapshot(s, rs);
+        if (over_limits(x, rs)) {
                 atomic_fetch_add(&k->refused, 1);
                 x->status = 503;
                 audit(x, AUDIT_REFUSED, x->error);
@@ -520,7 +521,7 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
         if (r > 0)
                 return refuse_malformed(x, c, target_error_to_string(r));
 
-        policy_decide(&rs.policy, method, x->target.path, &x->verdict);
+        policy_decide(&rs->policy, method, x->target.path, &x->verdict);
         if (!x->verdict.allowed) {
                 atomic_fetch_add(&k->refused, 1);
                 verdict_explain(&x->verdict, explain, sizeof(explain));
@@ -545,9 +546,9 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
          * must not count that time. It is restored when the request completes. */
         (void) MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0U);
 
-        r = upstream_connect(&x->up, rs.socket_path, rs.timeout_usec);
+        r = upstream_connect(&x->up, rs->socket_path, rs->timeout_usec);
         if (r < 0)
-                return daemon_failed(x, c, &rs, r, true);
+                return daemon_failed(x, c, rs, r, true);
 
         r = build_request_head(c, x, &scan, &head);
         head_buf = head.buf;
@@ -560,7 +561,7 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
         }
         r = upstream_send(&x->up, head.buf, head.size);
         if (r < 0)
-                return daemon_failed(x, c, &rs, r, true);
+                return daemon_failed(x, c, rs, r, true);
         return MHD_YES;
 }
 
@@ -725,13 +726,11 @@ static int rewrite_pending_as_length(Exchange *x) {
 }
 
 static enum MHD_Result exchange_finish(Exchange *x, struct MHD_Connection *c) {
-        RequestSettings rs;
+        const RequestSettings *rs = &x->settings;
         struct MHD_Response *resp;
         enum MHD_Result ret;
         uint64_t size;
         int r;
-
-        settings_snapshot(x->front->server, &rs);
 
         if (x->state == EXCHANGE_DISCARDING) {
                 x->status = 502;
@@ -749,19 +748,19 @@ static enum MHD_Result exchange_finish(Exchange *x, struct MHD_Connection *c) {
                 r = upstream_send(&x->up, x->pending, x->pending_size);
                 x->pending = mfree_ptr(x->pending);
                 if (r < 0)
-                        return daemon_failed(x, c, &rs, r, false);
+                        return daemon_failed(x, c, rs, r, false);
         } else if (x->chunked_body) {
                 r = upstream_send_chunk(&x->up, NULL, 0);
                 if (r < 0)
-                        return daemon_failed(x, c, &rs, r, false);
+                        return daemon_failed(x, c, rs, r, false);
         }
 
-        r = upstream_read_head(&x->up, x->method, rs.timeout_usec);
+        r = upstream_read_head(&x->up, x->method, rs->timeout_usec);
         if (r < 0)
-                return daemon_failed(x, c, &rs, r, false);
+                return daemon_failed(x, c, rs, r, false);
 
         if (x->up.head.status == 101)
-                return exchange_upgrade(x, c, &rs);
+                return exchange_upgrade(x, c, rs);
 
         if (!x->upgrade && x->up.body_mode == BODY_UNTIL_CLOSE && x->up.head.content_type &&
             strncmp(x->up.head.content_type, "application/vnd.docker.", 23) == 0)
