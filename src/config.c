@@ -18,6 +18,7 @@ static const char *const setting_names[] = {
         "SOCKET_PATH", "SOCKET_PROXY_DOCKER_SOCKET", "LOG_LEVEL", "SOCKET_PROXY_TIMEOUT",
         "SOCKET_PROXY_KEEPALIVE", "SOCKET_PROXY_DRAIN_TIMEOUT", "SOCKET_PROXY_MAX_CONNECTIONS",
         "SOCKET_PROXY_MAX_LISTENER_CONNECTIONS", "SOCKET_PROXY_HEADER_TIMEOUT",
+        "SOCKET_PROXY_MAX_TARGET_BYTES", "SOCKET_PROXY_MAX_HEADER_BYTES",
         "DISABLE_IPV6", "TZ", NULL,
 };
 
@@ -77,6 +78,8 @@ int config_init(Config *c) {
                 .drain_usec = CONFIG_DEFAULT_DRAIN_USEC,
                 .max_connections = CONFIG_DEFAULT_MAX_CONNECTIONS,
                 .header_timeout_usec = CONFIG_DEFAULT_HEADER_TIMEOUT_USEC,
+                .max_target_bytes = CONFIG_DEFAULT_MAX_TARGET_BYTES,
+                .max_header_bytes = CONFIG_DEFAULT_MAX_HEADER_BYTES,
         };
         policy_init_default(&c->policy);
         c->socket_path = strdup(DEFAULT_SOCKET_PATH);
@@ -112,6 +115,31 @@ int parse_duration(const char *s, usec_t *ret) {
                         if ((usec_t) n > USEC_INFINITY / 2 / units[i].factor)
                                 return -ERANGE;
                         *ret = (usec_t) n * units[i].factor;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+int parse_bytes(const char *s, unsigned long *ret) {
+        static const struct {
+                const char *suffix;
+                unsigned long factor;
+        } units[] = {
+                { "", 1 }, { "K", 1024 }, { "KiB", 1024 }, { "M", 1024 * 1024 }, { "MiB", 1024 * 1024 },
+        };
+        unsigned long n = 0;
+        const char *p = s;
+
+        if (!isdigit((unsigned char) *p))
+                return -EINVAL;
+        for (; isdigit((unsigned char) *p); p++) {
+                if (n > 100000000UL)
+                        return -ERANGE;
+                n = n * 10 + (unsigned) (*p - '0');
+        }
+        for (size_t i = 0; i < ELEMENTSOF(units); i++)
+                if (streq(p, units[i].suffix)) {
+                        *ret = n * units[i].factor;
                         return 0;
                 }
         return -EINVAL;
@@ -203,6 +231,19 @@ int config_set(Config *c, const char *key, const char *value, char **ret_error) 
                         c->max_connections = (unsigned) n;
                 else
                         c->max_listener_connections = (unsigned) n;
+                return 0;
+        }
+        if (streq(key, "SOCKET_PROXY_MAX_TARGET_BYTES") || streq(key, "SOCKET_PROXY_MAX_HEADER_BYTES")) {
+                bool target = streq(key, "SOCKET_PROXY_MAX_TARGET_BYTES");
+                unsigned long lo = target ? 256 : 1024, n;
+
+                if (parse_bytes(value, &n) < 0 || n < lo || n > CONFIG_MAX_HEADER_BYTES_LIMIT)
+                        return set_error(ret_error, "%s=%s: not a size between %lu and 1M (bytes; K and M suffixes "
+                                         "allowed)", key, value, lo);
+                if (target)
+                        c->max_target_bytes = (unsigned) n;
+                else
+                        c->max_header_bytes = (unsigned) n;
                 return 0;
         }
         if (streq(key, "DISABLE_IPV6")) {

@@ -14,6 +14,9 @@
 #define CONFIG_DEFAULT_DRAIN_USEC (5 * USEC_PER_SEC)
 #define CONFIG_DEFAULT_MAX_CONNECTIONS 1024U
 #define CONFIG_DEFAULT_HEADER_TIMEOUT_USEC (10 * USEC_PER_SEC)
+#define CONFIG_DEFAULT_MAX_TARGET_BYTES 8192U
+#define CONFIG_DEFAULT_MAX_HEADER_BYTES (64U * 1024U)
+#define CONFIG_MAX_HEADER_BYTES_LIMIT (1024U * 1024U)
 
 typedef struct Config {
         Policy policy;
@@ -25,6 +28,8 @@ typedef struct Config {
         unsigned max_connections;              /* all listeners together */
         unsigned max_listener_connections;     /* each listener; 0: no limit of its own */
         usec_t header_timeout_usec;            /* to receive a request's headers */
+        unsigned max_target_bytes;             /* of a request-target (414 beyond) */
+        unsigned max_header_bytes;             /* of a request line and headers (431 beyond) */
         bool disable_ipv6;
 } Config;
 
@@ -46,6 +51,8 @@ int config_load_file(Config *c, const char *path, char ***warnings, char **ret_e
 const char *config_suggest(const char *name);
 
 int parse_duration(const char *s, usec_t *ret);
+/* A byte count: digits with an optional K, KiB, M or MiB (powers of 1024). */
+int parse_bytes(const char *s, unsigned long *ret);
 int parse_log_level(const char *s);
 const char *log_level_to_string(int level);
 

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "audit.h"
+#include "client-gate.h"
 #include "fd-util.h"
 #include "front.h"
 #include "http-util.h"
@@ -19,8 +20,9 @@
 #include "tunnel.h"
 #include "upstream.h"
 
-/* Request headers plus what MHD keeps per connection; bounds what one client can hold. */
-#define CONNECTION_MEMORY_LIMIT (128U * 1024U)
+/* MHD's memory per connection: the request head (the gate keeps it under
+ * SOCKET_PROXY_MAX_HEADER_BYTES), MHD's copy of the header list and the response head. */
+#define CONNECTION_MEMORY(max_header_bytes) (2U * (max_header_bytes) + 32U * 1024U)
 /* How much of the daemon's body each read hands to MHD. */
 #define RESPONSE_BLOCK_SIZE (64U * 1024U)
 #define THREAD_STACK_SIZE (256U * 1024U)
@@ -33,6 +35,9 @@
  * chunked body up to this size is held back too, until MHD has checked its framing, and is
  * sent with a Content-Length: a bad chunk then never reaches the daemon. */
 #define UPGRADE_BODY_MAX (64U * 1024U)
+
+/* The gate's table has a slot per fd number; connections on higher numbers are refused. */
+#define GATED_FDS_MAX (1U << 20)
 
 /* Connections past the limits are still accepted, up to this many more, to be told 503. */
 #define CONNECTION_HEADROOM 32U
@@ -53,9 +58,11 @@ typedef struct ConnectionState {
         int fd;
         bool poisoned;              /* a refused or malformed request was answered: serve no more */
         bool reused;                /* a request completed on it: it may idle for the keep-alive time */
-        atomic_bool receiving_head; /* between requests, or reading one's headers */
+        atomic_bool waiting_on_client; /* between requests, reading headers, or between body bytes */
+        atomic_bool in_body;           /* ... and of those, between body bytes */
         _Atomic usec_t waiting_since;
         bool reaped;
+        ClientGate gate;            /* every byte the client sends passes it before MHD sees it */
 } ConnectionState;
 
 typedef enum ExchangeState {
@@ -91,6 +98,7 @@ typedef struct Exchange {
         Upstream up;
         bool chunked_body;
         bool upgrade;      /* the client asked to switch protocols (attach, exec, BuildKit) */
+        bool upgrade_header; /* an Upgrade header: the gate reads no further, so no request may follow */
         const char *upgrade_protocol;
         bool in_flight;
         bool tunnel_logged;
@@ -429,6 +437,18 @@ static ConnectionState *connection_state(struct MHD_Connection *c) {
         return ci ? ci->socket_context : NULL;
 }
 
+/* Whether the connection now waits on its client (and since when), for the reaper: a
+ * client may pause only so long in its headers or its body; time spent on the daemon
+ * does not count. */
+static void wait_on_client(ConnectionState *cs, bool waiting, bool in_body) {
+        if (!cs)
+                return;
+        if (waiting)
+                atomic_store(&cs->waiting_since, now_usec());
+        atomic_store(&cs->in_body, in_body);
+        atomic_store(&cs->waiting_on_client, waiting);
+}
+
 /* Past a connection limit? Then x->error says which, for a 503. */
 static bool over_limits(Exchange *x, const RequestSettings *rs) {
         unsigned long total = atomic_load(&x->front->server->counters.connections);
@@ -467,8 +487,6 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
         ConnectionState *cs = connection_state(c);
         if (cs && cs->poisoned)
                 return MHD_NO; /* pipelined after a refusal: never forwarded */
-        if (cs)
-                atomic_store(&cs->receiving_head, false);
 
         x->method = strdup(method);
         if (!x->method)
@@ -506,6 +524,7 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
         x->chunked_body = scan.chunked;
         x->upgrade = scan.upgrade && http_list_has_token(scan.connection, "upgrade");
         x->upgrade_protocol = scan.upgrade;
+        x->upgrade_header = scan.upgrade != NULL;
         if (x->upgrade && !streq(version, MHD_HTTP_VERSION_1_1))
                 return refuse_malformed(x, c, "switching protocols needs HTTP/1.1");
 
@@ -797,26 +816,40 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls) {
         Exchange *x = *con_cls;
+        ConnectionState *cs = connection_state(c);
+        enum MHD_Result r;
 
         if (!x)
                 return respond_json(NULL, c, 500, "out of memory", true);
 
+        /* Until the body (if any) is in, each call leaves us waiting on the client. */
         switch (x->state) {
         case EXCHANGE_NEW:
-                return exchange_begin(x, c, method, version);
+                wait_on_client(cs, false, false);
+                r = exchange_begin(x, c, method, version);
+                wait_on_client(cs, true, true);
+                return r;
         case EXCHANGE_REFUSING:
                 if (*upload_data_size > 0) {
                         *upload_data_size = 0;
+                        wait_on_client(cs, true, true);
                         return MHD_YES;
                 }
+                wait_on_client(cs, false, false);
                 return respond_json(x, c, x->status, x->error, false);
         case EXCHANGE_FORWARDING:
         case EXCHANGE_DISCARDING:
-                if (*upload_data_size > 0)
-                        return forward_body(x, upload_data, upload_data_size);
+                if (*upload_data_size > 0) {
+                        wait_on_client(cs, false, true);
+                        r = forward_body(x, upload_data, upload_data_size);
+                        wait_on_client(cs, true, true);
+                        return r;
+                }
+                wait_on_client(cs, false, false);
                 return exchange_finish(x, c);
         case EXCHANGE_ANSWERED:
                 /* MHD still hands us the body of a request we answered early: drop it. */
+                wait_on_client(cs, *upload_data_size > 0, *upload_data_size > 0);
                 *upload_data_size = 0;
                 return MHD_YES;
         }
@@ -825,10 +858,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
         Exchange *x = *con_cls;
+        ConnectionState *gated = connection_state(c);
         Server *s;
 
-        if (!x)
+        if (!x) {
+                if (gated)
+                        client_gate_request_done(&gated->gate);
                 return;
+        }
         s = x->front->server;
         if (x->in_flight) {
                 if (x->status != 0 && x->status < 500 && x->verdict.allowed && !x->tunnel_logged) {
@@ -839,6 +876,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
                 }
                 atomic_fetch_sub(&s->counters.in_flight, 1);
         }
+        if (x->upgrade_header && !x->tunnel_logged)
+                x->poison = true;
         if (x->poison) {
                 ConnectionState *cs = connection_state(c);
                 if (cs)
@@ -852,13 +891,45 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 
                 if (cs) {
                         cs->reused = true;
-                        atomic_store(&cs->waiting_since, now_usec());
-                        atomic_store(&cs->receiving_head, true);
+                        wait_on_client(cs, true, false);
                 }
                 settings_snapshot(s, &rs);
                 (void) MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, rs.keepalive_sec);
         }
         *con_cls = exchange_free(x);
+        if (gated)
+                client_gate_request_done(&gated->gate);
+}
+
+/* The gate's limits for a new connection: the configured ones, within what MHD was given
+ * memory for at start. */
+static size_t gate_limit(Server *s, bool head) {
+        size_t v;
+
+        pthread_rwlock_rdlock(&s->config_lock);
+        v = head ? MIN(s->config->max_header_bytes, s->header_bytes_ceiling) : s->config->max_target_bytes;
+        pthread_rwlock_unlock(&s->config_lock);
+        return v;
+}
+
+/* The gate answered a request that broke the rules; its connection is ending. */
+static void on_gate_refusal(ClientGate *g) {
+        ConnectionState *cs = container_of(g, ConnectionState, gate);
+        Server *s = cs->front->server;
+        Peer peer = {};
+        AuditRecord r = {
+                .kind = AUDIT_MALFORMED,
+                .method = g->gate.method[0] ? g->gate.method : NULL,
+                .path = g->gate.target[0] ? g->gate.target : NULL,
+                .listener = cs->front->name,
+                .reason = g->gate.error,
+                .status = g->gate.status,
+                .peer = &peer,
+        };
+
+        atomic_fetch_add(&s->counters.malformed, 1);
+        (void) peer_from_fd(g->fd, &peer);
+        audit_log(&r);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
@@ -874,12 +945,17 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
                 atomic_fetch_add(&s->counters.connections, 1);
                 atomic_fetch_add(&f->connections, 1);
                 cs = calloc(1, sizeof(ConnectionState));
-                if (!cs)
+                if (!cs || !ci || client_gate_attach(&cs->gate, ci->connect_fd, gate_limit(s, false),
+                                                     gate_limit(s, true)) < 0) {
+                        /* Never parse a byte the gate has not seen: MHD closes it at once. */
+                        if (ci)
+                                (void) shutdown(ci->connect_fd, SHUT_RDWR);
+                        free(cs);
                         return;
+                }
                 cs->front = f;
-                cs->fd = ci ? ci->connect_fd : -EBADF;
-                atomic_store(&cs->waiting_since, now_usec());
-                atomic_store(&cs->receiving_head, true);
+                cs->fd = ci->connect_fd;
+                wait_on_client(cs, true, false);
                 pthread_mutex_lock(&s->connections_lock);
                 cs->next = s->connections;
                 if (cs->next)
@@ -893,7 +969,8 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
                 cs = *socket_context;
                 if (!cs)
                         return;
-                /* Unlisted before MHD closes the fd: the reaper never sees a reused number. */
+                /* Unlisted before MHD closes the fd: the reaper and the gate never see a reused number. */
+                client_gate_detach(&cs->gate);
                 pthread_mutex_lock(&s->connections_lock);
                 if (cs->prev)
                         cs->prev->next = cs->next;
@@ -947,10 +1024,19 @@ int server_start(Server *s, Listener *listeners, size_t n_listeners, char **ret_
         mhd_limit = (s->config->max_listener_connections > 0 ?
                      MIN(s->config->max_listener_connections, s->config->max_connections) :
                      s->config->max_connections) + CONNECTION_HEADROOM;
+        s->header_bytes_ceiling = MAX(s->config->max_header_bytes, CONFIG_DEFAULT_MAX_HEADER_BYTES);
         pthread_rwlock_unlock(&s->config_lock);
         {
                 /* Each connection may hold two fds (the client's, the daemon's); keep some spare. */
                 struct rlimit rl;
+                unsigned max_fds = GATED_FDS_MAX;
+                int r;
+
+                if (getrlimit(RLIMIT_NOFILE, &rl) >= 0 && rl.rlim_cur < GATED_FDS_MAX)
+                        max_fds = (unsigned) rl.rlim_cur;
+                r = client_gate_setup(max_fds, on_gate_refusal);
+                if (r < 0)
+                        return r;
                 if (getrlimit(RLIMIT_NOFILE, &rl) >= 0 && rl.rlim_cur != RLIM_INFINITY) {
                         rlim_t spare = 16 + 2 * (rlim_t) n_listeners;
                         unsigned budget = rl.rlim_cur > spare + 2 ?
@@ -980,7 +1066,7 @@ int server_start(Server *s, Listener *listeners, size_t n_listeners, char **ret_
                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, f,
                         MHD_OPTION_NOTIFY_CONNECTION, on_connection, f,
                         MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
-                        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY_LIMIT,
+                        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY(s->header_bytes_ceiling),
                         MHD_OPTION_CONNECTION_TIMEOUT, keepalive_sec,
                         MHD_OPTION_THREAD_STACK_SIZE, (size_t) THREAD_STACK_SIZE,
                         MHD_OPTION_STRICT_FOR_CLIENT, (int) 1,
@@ -1017,9 +1103,9 @@ unsigned server_reap(Server *s) {
         pthread_mutex_lock(&s->connections_lock);
         for (ConnectionState *cs = s->connections; cs; cs = cs->next) {
                 /* An idle keep-alive connection has its keep-alive time on top. */
-                usec_t allowed = header + (cs->reused ? keepalive : 0);
+                usec_t allowed = header + (cs->reused && !atomic_load(&cs->in_body) ? keepalive : 0);
 
-                if (cs->reaped || cs->fd < 0 || !atomic_load(&cs->receiving_head) ||
+                if (cs->reaped || cs->fd < 0 || !atomic_load(&cs->waiting_on_client) ||
                     now - atomic_load(&cs->waiting_since) <= allowed)
                         continue;
                 /* MHD's thread sees the end of the stream and closes the connection itself. */

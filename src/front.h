@@ -28,6 +28,7 @@ typedef struct Server {
         int cancel_fd;  /* an eventfd: readable once long streams must end */
         struct Front *fronts;
         size_t n_fronts;
+        unsigned header_bytes_ceiling; /* MHD's memory per connection is sized for this at start */
         pthread_mutex_t connections_lock;
         struct ConnectionState *connections;
 } Server;

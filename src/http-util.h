@@ -9,7 +9,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define HTTP_TARGET_MAX 8192U
+/* The ceiling; the configured limit (SOCKET_PROXY_MAX_TARGET_BYTES) is kept by the request gate. */
+#define HTTP_TARGET_MAX (1024U * 1024U)
 #define HTTP_HEADERS_MAX 100U
 #define HTTP_RESPONSE_HEAD_MAX (64U * 1024U)
 #define HTTP_API_VERSION_MAX 15U

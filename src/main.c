@@ -152,11 +152,12 @@ static void print_config(const Config *c) {
         printf("# settings\n"
                "SOCKET_PATH=%s\nLOG_LEVEL=%s\nSOCKET_PROXY_TIMEOUT=%s\nSOCKET_PROXY_KEEPALIVE=%s\n"
                "SOCKET_PROXY_DRAIN_TIMEOUT=%s\nSOCKET_PROXY_HEADER_TIMEOUT=%s\nSOCKET_PROXY_MAX_CONNECTIONS=%u\n"
-               "SOCKET_PROXY_MAX_LISTENER_CONNECTIONS=%u\nDISABLE_IPV6=%d\n",
+               "SOCKET_PROXY_MAX_LISTENER_CONNECTIONS=%u\nSOCKET_PROXY_MAX_TARGET_BYTES=%u\n"
+               "SOCKET_PROXY_MAX_HEADER_BYTES=%u\nDISABLE_IPV6=%d\n",
                c->socket_path, log_level_to_string(c->log_level), format_duration(c->timeout_usec, a),
                format_duration(c->keepalive_usec, b), format_duration(c->drain_usec, d),
                format_duration(c->header_timeout_usec, h), c->max_connections, c->max_listener_connections,
-               c->disable_ipv6);
+               c->max_target_bytes, c->max_header_bytes, c->disable_ipv6);
 }
 
 static void raise_nofile(void) {

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Every client-controlled resource has a limit with a named setting: connections (503),
 the request-target (414), header bytes (431), the time to send request headers
-(slowloris: closed), idle keep-alive, and the daemon's response headers (504); the
+(slowloris: closed) and the pauses in a request body, idle keep-alive, and the daemon's response headers (504); the
 process raises its own RLIMIT_NOFILE soft limit to the hard one."""
 
 import json
@@ -74,7 +74,7 @@ def body(tap):
 
     proc, sock, log = start(tap, d, "limits", {
         "SOCKET_PATH": daemon, "SOCKET_PROXY_MAX_CONNECTIONS": "3", "SOCKET_PROXY_HEADER_TIMEOUT": "2s",
-        "SOCKET_PROXY_KEEPALIVE": "2s"})
+        "SOCKET_PROXY_KEEPALIVE": "2s", "SOCKET_PROXY_MAX_TARGET_BYTES": "2K", "SOCKET_PROXY_MAX_HEADER_BYTES": "16K"})
 
     # Connections: the fourth one gets 503 with a JSON message naming the setting.
     held = [connect(sock) for _ in range(3)]
@@ -125,17 +125,53 @@ def body(tap):
     tap.ok(after is not None and 1.0 < after < 5.5, "the idle connection is closed after about "
            "SOCKET_PROXY_KEEPALIVE=2s", "closed after %s s" % after)
 
-    # The request-target: over 8 KiB is 414, as JSON.
+    # A body that stops coming: closed after the header timeout, both for an allowed request
+    # (forwarded as it comes) and for a refused one (dropped as it comes).
+    for what, head in (("an allowed request", b"GET /_ping HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"),
+                       ("a refused request", b"POST /containers/create HTTP/1.1\r\nHost: x\r\n"
+                                             b"Content-Length: 1000\r\n\r\n")):
+        s = connect(sock)
+        s.sendall(head + b"x" * 10)
+        gone = closed_within(s, 8)
+        tap.ok(gone is not None and gone < 4.5, "%s whose body stops after 10 of 1000 bytes is closed within "
+               "SOCKET_PROXY_HEADER_TIMEOUT=2s (+1 s)" % what, "closed after %s s" % gone)
+        s.close()
+    # ... but a body that keeps coming, however slowly, is not cut short.
     s = connect(sock)
-    s.sendall(b"GET /_ping?" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.sendall(b"POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n")
+    for _ in range(6):
+        time.sleep(0.8)
+        s.sendall(b"x")
+    tap.is_(status_and_json(read_all(s))[0], "403", "a body sent a byte every 0.8 s (4.8 s in all) is read whole "
+            "(and the request then refused)")
+
+    # The request-target: over SOCKET_PROXY_MAX_TARGET_BYTES is 414, as JSON naming it.
+    s = connect(sock)
+    target = b"/_ping?" + b"a" * (2048 - 7)
+    s.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    tap.is_(status_and_json(read_all(s))[0], "200", "a request-target of exactly SOCKET_PROXY_MAX_TARGET_BYTES=2K is served")
+    s = connect(sock)
+    s.sendall(b"GET " + target + b"a HTTP/1.1\r\nHost: x\r\n\r\n")
     code, message = status_and_json(read_all(s))
-    tap.is_(code, "414", "a 9 KB request-target gets 414")
-    tap.ok(message is not None, "with a JSON message", message)
-    # Header bytes beyond what a connection may hold: 431.
+    tap.is_(code, "414", "one byte more gets 414")
+    tap.ok(message and "SOCKET_PROXY_MAX_TARGET_BYTES" in message, "with a JSON message naming the setting", message)
+    # Header bytes beyond SOCKET_PROXY_MAX_HEADER_BYTES: 431, as JSON naming it.
+    s = connect(sock)
+    s.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" +
+              b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 100) for i in range(140)) + b"\r\n")
+    tap.is_(status_and_json(read_all(s))[0], "200", "15 KB of request headers are served under "
+            "SOCKET_PROXY_MAX_HEADER_BYTES=16K")
     s = connect(sock)
     s.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\n" +
-              b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 100) for i in range(1500)) + b"\r\n")
-    tap.is_(status_and_json(read_all(s))[0], "431", "150 KB of request headers get 431")
+              b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 100) for i in range(160)) + b"\r\n")
+    code, message = status_and_json(read_all(s))
+    tap.is_(code, "431", "17 KB get 431")
+    tap.ok(message and "SOCKET_PROXY_MAX_HEADER_BYTES" in message, "with a JSON message naming the setting", message)
+    s = connect(sock)
+    s.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\n" + b"a: b\r\n" * 300 + b"\r\n")
+    code, message = status_and_json(read_all(s))
+    tap.is_(code, "431", "300 tiny header lines (under the byte limit) get 431 too")
+    tap.ok(message and "header fields" in message, "with a JSON message saying why", message)
     tap.ok(proc.poll() is None, "the proxy is still running after all that")
 
     # The daemon's response headers: a daemon that accepts and never answers gives 504.
