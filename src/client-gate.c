@@ -91,8 +91,8 @@ static void answer(ClientGate *g) {
         g->answered = true;
         g->owed = false;
         b = snprintf(body, sizeof(body), "{\"message\":\"docker-socket-proxy: %s%s\"}\n", g->gate.error,
-                     g->gate.status == 414 ? limit_note(g->gate.max_target) :
-                     g->gate.status == 431 ? limit_note(g->gate.max_head) : "");
+                     !strstr(g->gate.error, "SOCKET_PROXY_") ? "" :
+                     g->gate.status == 414 ? limit_note(g->gate.max_target) : limit_note(g->gate.max_head));
         n = snprintf(response, sizeof(response),
                      "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\nConnection: close\r\n"
                      "Content-Length: %d\r\n\r\n%s",

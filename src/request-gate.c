@@ -13,8 +13,10 @@ enum {
 /* 18 decimal digits cannot overflow 64 bits; 15 hex digits leave room to add. */
 #define CONTENT_LENGTH_DIGITS_MAX 18U
 #define CHUNK_SIZE_DIGITS_MAX 15U
-/* Header lines in one request: MHD keeps a record of each in the connection's memory. */
-#define FIELDS_MAX 256U
+/* Header lines and query arguments in one request: libmicrohttpd keeps a record of each
+ * in the connection's memory (see CONNECTION_MEMORY in front.c). */
+#define FIELDS_MAX 128U
+#define QUERY_ARGUMENTS_MAX 128U
 /* A chunk-size line with its extensions; nobody needs more. */
 #define CHUNK_LINE_MAX 1024U
 
@@ -70,6 +72,11 @@ static bool fail(RequestGate *g, unsigned status, const char *why) {
 
 static bool bad(RequestGate *g, const char *why) {
         return fail(g, 400, why);
+}
+
+/* A CR must be followed by LF, whatever comes instead. */
+static bool bad_after_cr(RequestGate *g) {
+        return bad(g, "a CR is not followed by LF");
 }
 
 /* What a byte that is neither the expected one nor allowed here says about the request. */
@@ -199,7 +206,7 @@ static bool step(RequestGate *g, unsigned char c) {
                 if (!count_head_byte(g))
                         return false;
                 if (c != '\n')
-                        return bad_line_end(g, c);
+                        return bad_after_cr(g);
                 g->phase = GATE_START;
                 return true;
         case GATE_METHOD: {
@@ -246,6 +253,10 @@ static bool step(RequestGate *g, unsigned char c) {
                         return bad(g, "a control byte in the request-target");
                 if (++g->target_bytes > g->max_target)
                         return fail(g, 414, "the request-target is longer than SOCKET_PROXY_MAX_TARGET_BYTES allows");
+                if (c == '?' && g->query_arguments == 0)
+                        g->query_arguments = 1;
+                else if (c == '&' && g->query_arguments > 0 && ++g->query_arguments > QUERY_ARGUMENTS_MAX)
+                        return fail(g, 414, "the request-target has more than 128 query arguments");
                 if (g->target_bytes < sizeof(g->target))
                         g->target[g->target_bytes - 1] = (char) c;
                 g->phase = GATE_TARGET;
@@ -279,7 +290,7 @@ static bool step(RequestGate *g, unsigned char c) {
                 if (!count_head_byte(g))
                         return false;
                 if (c != '\n')
-                        return bad_line_end(g, c);
+                        return bad_after_cr(g);
                 if (g->field_cr && !field_end(g))
                         return false;
                 g->phase = GATE_FIELD_START;
@@ -298,7 +309,8 @@ static bool step(RequestGate *g, unsigned char c) {
                 if (!is_tchar(c))
                         return c < 0x20 || c == 0x7f ? bad_line_end(g, c) : bad(g, "a header name is not a token");
                 if (++g->fields > FIELDS_MAX)
-                        return fail(g, 431, "the request has more than 256 header fields");
+                        return fail(g, 431, g->in_trailer ? "the request has more than 128 trailer fields" :
+                                    "the request has more than 128 header fields");
                 field_begin(g);
                 g->phase = GATE_FIELD_NAME;
                 g->name[0] = (char) (c >= 'A' && c <= 'Z' ? c + 32 : c);
@@ -314,6 +326,8 @@ static bool step(RequestGate *g, unsigned char c) {
                 }
                 if (c == ' ' || c == '\t')
                         return bad(g, "whitespace between a header name and its colon");
+                if (c == '\r' || c == '\n')
+                        return bad(g, "a header line has no colon");
                 if (!is_tchar(c))
                         return c < 0x20 || c == 0x7f ? bad_line_end(g, c) : bad(g, "a header name is not a token");
                 if (g->name_len < sizeof(g->name))
@@ -361,7 +375,7 @@ static bool step(RequestGate *g, unsigned char c) {
                 if (!count_head_byte(g))
                         return false;
                 if (c != '\n')
-                        return bad_line_end(g, c);
+                        return bad_after_cr(g);
                 return head_end(g);
         case GATE_CHUNK_SIZE: {
                 int h = hex_value(c);
@@ -400,11 +414,12 @@ static bool step(RequestGate *g, unsigned char c) {
                 return true;
         case GATE_CHUNK_SIZE_LF:
                 if (c != '\n')
-                        return bad_line_end(g, c);
+                        return bad_after_cr(g);
                 if (g->remaining == 0) {
                         /* The last chunk: a trailer (field lines), then CRLF. */
                         g->in_trailer = true;
                         g->head_bytes = 0;
+                        g->fields = 0;
                         g->phase = GATE_FIELD_START;
                 } else
                         g->phase = GATE_CHUNK_DATA;
@@ -416,7 +431,7 @@ static bool step(RequestGate *g, unsigned char c) {
                 return true;
         case GATE_CHUNK_DATA_LF:
                 if (c != '\n')
-                        return bad_line_end(g, c);
+                        return bad_after_cr(g);
                 g->phase = GATE_CHUNK_SIZE;
                 g->chunk_digits = 0;
                 g->chunk_line = 0;

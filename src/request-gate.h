@@ -47,6 +47,7 @@ typedef struct RequestGate {
         bool field_cr;            /* GATE_LINE_LF ends a field line, not the request line */
         size_t head_bytes;        /* of the current request's line and headers (or trailer) */
         size_t target_bytes;
+        unsigned query_arguments; /* 0 before a '?'; then 1 + the '&' after it */
         unsigned version_at;      /* how much of "HTTP/1.x" matched */
         char version_minor;       /* '0' or '1' */
 

@@ -19,11 +19,11 @@ if ! command -v "$cc" >/dev/null; then
 fi
 printf '#define PROJECT_VERSION "fuzz"\n#define DEFAULT_SOCKET_PATH "/run/docker.sock"\n' >"$work/config-build.h"
 
-for target in policy env-file response-head chunked; do
+for target in policy env-file response-head chunked request-gate; do
 	exe=$work/fuzz-$target
 	if ! "$cc" -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=all -I"$work" -I"$src" \
-		"$here/fuzz-$target.c" "$src/http-util.c" "$src/policy.c" "$src/env-file.c" "$src/config.c" \
+		"$here/fuzz-$target.c" "$src/http-util.c" "$src/request-gate.c" "$src/policy.c" "$src/env-file.c" "$src/config.c" \
 		-o "$exe" 2>"$work/$target.build.log"; then
 		ok 1 "fuzz-$target builds: $(head -c 500 "$work/$target.build.log")"
 		continue

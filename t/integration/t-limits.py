@@ -155,15 +155,23 @@ def body(tap):
     code, message = status_and_json(read_all(s))
     tap.is_(code, "414", "one byte more gets 414")
     tap.ok(message and "SOCKET_PROXY_MAX_TARGET_BYTES" in message, "with a JSON message naming the setting", message)
+    s = connect(sock)
+    s.sendall(b"GET /_ping?" + b"&".join(b"a%d" % i for i in range(128)) + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    tap.is_(status_and_json(read_all(s))[0], "200", "128 query arguments are served")
+    s = connect(sock)
+    s.sendall(b"GET /_ping?" + b"&".join(b"a%d" % i for i in range(129)) + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    code, message = status_and_json(read_all(s))
+    tap.is_(code, "414", "129 query arguments get 414")
+    tap.ok(message and "query arguments" in message, "with a JSON message saying why", message)
     # Header bytes beyond SOCKET_PROXY_MAX_HEADER_BYTES: 431, as JSON naming it.
     s = connect(sock)
     s.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" +
-              b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 100) for i in range(140)) + b"\r\n")
+              b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 140) for i in range(100)) + b"\r\n")
     tap.is_(status_and_json(read_all(s))[0], "200", "15 KB of request headers are served under "
             "SOCKET_PROXY_MAX_HEADER_BYTES=16K")
     s = connect(sock)
     s.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\n" +
-              b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 100) for i in range(160)) + b"\r\n")
+              b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 160) for i in range(100)) + b"\r\n")
     code, message = status_and_json(read_all(s))
     tap.is_(code, "431", "17 KB get 431")
     tap.ok(message and "SOCKET_PROXY_MAX_HEADER_BYTES" in message, "with a JSON message naming the setting", message)

@@ -464,6 +464,168 @@ static void test_file(void) {
         config_done(&c);
 }
 
+static void test_bytes(void) {
+        static const struct {
+                const char *s;
+                unsigned long bytes;
+        } good[] = {
+                { "0", 0 },              { "1", 1 },                 { "256", 256 },
+                { "8192", 8192 },        { "007", 7 },               { "1K", 1024 },
+                { "1KiB", 1024 },        { "8K", 8192 },             { "64KiB", 65536 },
+                { "1M", 1048576 },       { "1MiB", 1048576 },        { "2M", 2097152 },
+                { "0K", 0 },             { "1024K", 1048576 },       { "1000000000", 1000000000 },
+        };
+        static const char *const bad[] = {
+                "", "K", "M", "KiB", "1k", "1m", "1kib", "1KB", "1MB", "1Ki", "1Mi", "1G", "1GiB", "1B", "1 K",
+                " 1", "1 ", "-1", "+1", "1.5M", "0x10", "1e3", "1KK", "1KiBs", "1K ", "K1", "1_000", "١",
+        };
+        unsigned long n;
+
+        for (size_t i = 0; i < ELEMS(good); i++) {
+                n = 12345;
+                is_int(0, parse_bytes(good[i].s, &n), "parse_bytes('%s')", good[i].s);
+                ok(n == good[i].bytes, "parse_bytes('%s') is %lu (got %lu)", good[i].s, good[i].bytes, n);
+        }
+        for (size_t i = 0; i < ELEMS(bad); i++) {
+                n = 12345;
+                is_int(-EINVAL, parse_bytes(bad[i], &n), "parse_bytes('%s') is refused", bad[i]);
+                ok(n == 12345, "parse_bytes('%s') leaves the result alone", bad[i]);
+        }
+        n = 12345;
+        is_int(-ERANGE, parse_bytes("99999999999999999999", &n), "parse_bytes: a huge number is -ERANGE");
+        ok(n == 12345, "parse_bytes: a huge number leaves the result alone");
+        is_int(-ERANGE, parse_bytes("99999999999999999999K", &n), "parse_bytes: a huge number of K is -ERANGE");
+}
+
+static void test_size_limits(void) {
+        static const struct {
+                const char *key;
+                unsigned lo, def;
+        } vars[] = {
+                { "SOCKET_PROXY_MAX_TARGET_BYTES", 256, 8192 },
+                { "SOCKET_PROXY_MAX_HEADER_BYTES", 1024, 16384 },
+        };
+        static const struct {
+                const char *value;
+                unsigned bytes;
+        } good[] = {
+                { "1024", 1024 },   { "1K", 1024 },       { "1KiB", 1024 },     { "4096", 4096 },
+                { "16K", 16384 },   { "64KiB", 65536 },   { "1000000", 1000000 }, { "1M", 1048576 },
+                { "1MiB", 1048576 }, { "1024K", 1048576 }, { "1048576", 1048576 }, { "0001K", 1024 },
+        };
+        static const char *const bad[] = {
+                "0", "1", "255", "1048577", "1025K", "2M", "1025KiB", "", "abc", "8k", "8KB", "64 K", " 4096",
+                "4096 ", "-1", "+4096", "4096.0", "0x1000", "1G", "99999999999999999999", "1M1",
+        };
+        char *error = NULL;
+        Config c;
+
+        is_int(0, config_init(&c), "config_init()");
+        ok(c.max_target_bytes == 8192, "default SOCKET_PROXY_MAX_TARGET_BYTES is 8192 (got %u)", c.max_target_bytes);
+        ok(c.max_header_bytes == 16384, "default SOCKET_PROXY_MAX_HEADER_BYTES is 16K (got %u)", c.max_header_bytes);
+        is_int(8192, CONFIG_DEFAULT_MAX_TARGET_BYTES, "CONFIG_DEFAULT_MAX_TARGET_BYTES");
+        is_int(16384, CONFIG_DEFAULT_MAX_HEADER_BYTES, "CONFIG_DEFAULT_MAX_HEADER_BYTES");
+        is_int(1048576, CONFIG_MAX_HEADER_BYTES_LIMIT, "CONFIG_MAX_HEADER_BYTES_LIMIT is 1M");
+
+        for (size_t v = 0; v < ELEMS(vars); v++) {
+                const char *key = vars[v].key;
+                unsigned *where = v == 0 ? &c.max_target_bytes : &c.max_header_bytes;
+                unsigned *other = v == 0 ? &c.max_header_bytes : &c.max_target_bytes;
+                unsigned other_before = *other;
+                char lo[16], below[16];
+                int r;
+
+                for (size_t i = 0; i < ELEMS(good); i++) {
+                        *where = 7;
+                        error = NULL;
+                        r = config_set(&c, key, good[i].value, &error);
+                        is_int(0, r, "%s=%s", key, good[i].value);
+                        ok(*where == good[i].bytes, "%s=%s is %u (got %u)", key, good[i].value, good[i].bytes, *where);
+                        ok(error == NULL, "%s=%s: no error", key, good[i].value);
+                        free(error);
+                }
+                ok(*other == other_before, "%s leaves the other limit alone", key);
+
+                /* The lower bound is the variable's own. */
+                snprintf(lo, sizeof(lo), "%u", vars[v].lo);
+                snprintf(below, sizeof(below), "%u", vars[v].lo - 1);
+                is_int(0, config_set(&c, key, lo, &error), "%s=%s (the least)", key, lo);
+                ok(*where == vars[v].lo, "%s=%s is %u", key, lo, vars[v].lo);
+                error = NULL;
+                is_int(-EINVAL, config_set(&c, key, below, &error), "%s=%s (one less than the least) is refused",
+                       key, below);
+                ok(contains(error, key) && contains(error, below) && contains(error, lo),
+                   "%s=%s: the error names the variable, the value and the bound ('%s')", key, below,
+                   error ? error : "(null)");
+                free(error);
+
+                *where = 4096;
+                for (size_t i = 0; i < ELEMS(bad); i++) {
+                        error = NULL;
+                        r = config_set(&c, key, bad[i], &error);
+                        is_int(-EINVAL, r, "%s='%s' is refused", key, bad[i]);
+                        ok(contains(error, key) && contains(error, bad[i]),
+                           "%s='%s': the error names the variable and the value ('%s')", key, bad[i],
+                           error ? error : "(null)");
+                        free(error);
+                }
+                ok(*where == 4096, "a refused %s leaves the limit as it was (got %u)", key, *where);
+                *where = vars[v].def;
+        }
+        /* Between the two lower bounds: a target limit, not a header limit. */
+        error = NULL;
+        is_int(0, config_set(&c, "SOCKET_PROXY_MAX_TARGET_BYTES", "512", &error), "SOCKET_PROXY_MAX_TARGET_BYTES=512");
+        free(error);
+        error = NULL;
+        is_int(-EINVAL, config_set(&c, "SOCKET_PROXY_MAX_HEADER_BYTES", "512", &error),
+               "SOCKET_PROXY_MAX_HEADER_BYTES=512 is refused");
+        ok(contains(error, "SOCKET_PROXY_MAX_HEADER_BYTES") && contains(error, "1024"),
+           "SOCKET_PROXY_MAX_HEADER_BYTES=512: the error says 1024 ('%s')", error ? error : "(null)");
+        free(error);
+        config_done(&c);
+
+        /* From the environment and a file. */
+        {
+                char *const env[] = { "SOCKET_PROXY_MAX_TARGET_BYTES=4K", "SOCKET_PROXY_MAX_HEADER_BYTES=128KiB", NULL };
+                char *const env_bad[] = { "SOCKET_PROXY_MAX_HEADER_BYTES=2M", NULL };
+                char **warnings = NULL;
+                int r;
+
+                config_init(&c);
+                error = NULL;
+                is_int(0, config_load_environment(&c, env, &error), "environment: the size limits load");
+                ok(c.max_target_bytes == 4096 && c.max_header_bytes == 131072,
+                   "environment: 4K and 128KiB (got %u and %u)", c.max_target_bytes, c.max_header_bytes);
+                free(error);
+                error = NULL;
+                r = config_load_environment(&c, env_bad, &error);
+                ok(r == -EINVAL && contains(error, "SOCKET_PROXY_MAX_HEADER_BYTES") && contains(error, "2M"),
+                   "environment: SOCKET_PROXY_MAX_HEADER_BYTES=2M fails by name ('%s')", error ? error : "(null)");
+                free(error);
+                config_done(&c);
+
+                config_init(&c);
+                r = load(&c, "SOCKET_PROXY_MAX_TARGET_BYTES=1K\nSOCKET_PROXY_MAX_HEADER_BYTES=1M\n", NULL, &warnings,
+                         &error);
+                ok(r == 0 && c.max_target_bytes == 1024 && c.max_header_bytes == 1048576,
+                   "file: the size limits load (got %u and %u)", c.max_target_bytes, c.max_header_bytes);
+                ok(strv_length(warnings) == 0, "file: no warnings");
+                strv_free(warnings);
+                free(error);
+                r = load(&c, "SOCKET_PROXY_MAX_TARGET_BYTES=100\n", NULL, &warnings, &error);
+                ok(r == -EINVAL && contains(error, "SOCKET_PROXY_MAX_TARGET_BYTES") && contains(error, ":1:"),
+                   "file: SOCKET_PROXY_MAX_TARGET_BYTES=100 fails with the line ('%s')", error ? error : "(null)");
+                ok(c.max_target_bytes == 1024, "file: a refused limit leaves the limit as it was");
+                strv_free(warnings);
+                free(error);
+                config_done(&c);
+        }
+        is_string("SOCKET_PROXY_MAX_HEADER_BYTES", config_suggest("SOCKET_PROXY_MAX_HEADERS_BYTES"),
+                  "config_suggest('SOCKET_PROXY_MAX_HEADERS_BYTES')");
+        is_string("SOCKET_PROXY_MAX_TARGET_BYTES", config_suggest("socket_proxy_max_target_bytes"),
+                  "config_suggest('socket_proxy_max_target_bytes')");
+}
+
 int main(void) {
         plan_lazy();
 
@@ -473,5 +635,7 @@ int main(void) {
         test_suggest();
         test_environment();
         test_file();
+        test_bytes();
+        test_size_limits();
         return 0;
 }
