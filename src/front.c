@@ -21,10 +21,15 @@
 #include "upstream.h"
 
 /* MHD's memory per connection: the request head (the gate keeps it under
- * SOCKET_PROXY_MAX_HEADER_BYTES), MHD's copy of the header list and the response head. */
-#define CONNECTION_MEMORY(max_header_bytes) (2U * (max_header_bytes) + 32U * 1024U)
-/* How much of the daemon's body each read hands to MHD. */
-#define RESPONSE_BLOCK_SIZE (64U * 1024U)
+ * SOCKET_PROXY_MAX_HEADER_BYTES), MHD's records of at most 128 headers and 128 query
+ * arguments, and the response head. MHD zeroes all of it after every request, so it is
+ * kept no larger than that. */
+#define CONNECTION_MEMORY(max_header_bytes) ((max_header_bytes) + 24U * 1024U)
+/* How much of the daemon's body each read hands to MHD: up to 256 KiB for a large body of
+ * known length, 16 KiB for streams (events, logs: small pieces, and many may be open). */
+#define RESPONSE_BLOCK_MIN (1U * 1024U)
+#define RESPONSE_BLOCK_MAX (256U * 1024U)
+#define RESPONSE_BLOCK_STREAM (16U * 1024U)
 #define THREAD_STACK_SIZE (256U * 1024U)
 #define MESSAGE_MAX 1024U
 /* A refused request's body up to this size is read and dropped so that the client, still
@@ -63,6 +68,8 @@ typedef struct ConnectionState {
         _Atomic usec_t waiting_since;
         bool reaped;
         ClientGate gate;            /* every byte the client sends passes it before MHD sees it */
+        bool have_peer;
+        Peer peer;                  /* who is on the other end: looked up once per connection */
 } ConnectionState;
 
 typedef enum ExchangeState {
@@ -103,6 +110,8 @@ typedef struct Exchange {
         bool in_flight;
         bool tunnel_logged;
         bool poison;       /* serve nothing more on this connection once answered */
+        char *retry_head;  /* a GET or HEAD on a kept daemon connection: its head, to send again */
+        size_t retry_head_size;
         char *pending;     /* upgrade requests: the head and body, sent in one write */
         size_t pending_size;
         size_t pending_head_size;
@@ -130,6 +139,7 @@ static Exchange *exchange_free(Exchange *x) {
         http_target_done(&x->target);
         free(x->raw_target);
         free(x->method);
+        free(x->retry_head);
         free(x->pending);
         free(x);
         return NULL;
@@ -344,11 +354,9 @@ static int build_request_head(struct MHD_Connection *c, const Exchange *x, const
         MHD_get_connection_values(c, MHD_HEADER_KIND, add_forwarded_header, h);
         if (scan->host_count == 0)
                 head_append(h, "Host: docker\r\n", 14); /* the daemon refuses HTTP/1.1 without Host */
+        /* Otherwise HTTP/1.1's keep-alive: the connection may serve the next request. */
         if (x->upgrade)
                 head_appendf(h, "Connection: Upgrade\r\nUpgrade: ", x->upgrade_protocol, "\r\n");
-        else
-                /* One request per daemon connection: its end is the end of the response. */
-                head_append(h, "Connection: close\r\n", 19);
         if (cl)
                 head_appendf(h, "Content-Length: ", cl, "\r\n");
         else if (x->chunked_body)
@@ -481,7 +489,8 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
         HeaderScan scan = {};
         RequestSettings *rs = &x->settings;
         char explain[512];
-        const char *bad;
+        const char *bad, *cl;
+        bool repeatable;
         int r;
 
         ConnectionState *cs = connection_state(c);
@@ -494,7 +503,14 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
         ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (ci) {
                 x->client_fd = ci->connect_fd;
-                (void) peer_from_fd(x->client_fd, &x->peer);
+                if (cs && !cs->have_peer) {
+                        (void) peer_from_fd(x->client_fd, &cs->peer);
+                        cs->have_peer = true;
+                }
+                if (cs)
+                        x->peer = cs->peer;
+                else
+                        (void) peer_from_fd(x->client_fd, &x->peer);
         }
 
         settings_snapshot(s, rs);
@@ -565,7 +581,13 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
          * must not count that time. It is restored when the request completes. */
         (void) MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0U);
 
-        r = upstream_connect(&x->up, rs->socket_path, rs->timeout_usec);
+        /* A kept daemon connection serves any request but an upgrade (which ends it). If the
+         * daemon closed it just before, only a request that may safely go twice (GET, HEAD,
+         * no body) is sent again on a new one; others get 502. */
+        repeatable = !x->upgrade && !x->chunked_body && (streq(method, "GET") || streq(method, "HEAD")) &&
+                (!(cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH)) ||
+                 streq(cl, "0"));
+        r = upstream_connect(&x->up, rs->socket_path, rs->timeout_usec, !x->upgrade);
         if (r < 0)
                 return daemon_failed(x, c, rs, r, true);
 
@@ -579,8 +601,19 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
                 return MHD_YES;
         }
         r = upstream_send(&x->up, head.buf, head.size);
+        if (r < 0 && upstream_stale(&x->up, r)) {
+                /* Nothing reached the daemon: any request may go again. */
+                upstream_done(&x->up);
+                r = upstream_connect(&x->up, rs->socket_path, rs->timeout_usec, false);
+                if (r >= 0)
+                        r = upstream_send(&x->up, head.buf, head.size);
+        }
         if (r < 0)
                 return daemon_failed(x, c, rs, r, true);
+        if (x->up.reused && repeatable) {
+                x->retry_head = TAKE_PTR(head_buf);
+                x->retry_head_size = head.size;
+        }
         return MHD_YES;
 }
 
@@ -749,6 +782,7 @@ static enum MHD_Result exchange_finish(Exchange *x, struct MHD_Connection *c) {
         struct MHD_Response *resp;
         enum MHD_Result ret;
         uint64_t size;
+        size_t block;
         int r;
 
         if (x->state == EXCHANGE_DISCARDING) {
@@ -765,6 +799,13 @@ static enum MHD_Result exchange_finish(Exchange *x, struct MHD_Connection *c) {
                                 return MHD_NO;
                 }
                 r = upstream_send(&x->up, x->pending, x->pending_size);
+                if (r < 0 && upstream_stale(&x->up, r)) {
+                        /* A kept connection the daemon had closed: nothing reached it. */
+                        upstream_done(&x->up);
+                        r = upstream_connect(&x->up, rs->socket_path, rs->timeout_usec, false);
+                        if (r >= 0)
+                                r = upstream_send(&x->up, x->pending, x->pending_size);
+                }
                 x->pending = mfree_ptr(x->pending);
                 if (r < 0)
                         return daemon_failed(x, c, rs, r, false);
@@ -775,6 +816,14 @@ static enum MHD_Result exchange_finish(Exchange *x, struct MHD_Connection *c) {
         }
 
         r = upstream_read_head(&x->up, x->method, rs->timeout_usec);
+        if (r < 0 && x->retry_head && upstream_stale(&x->up, r)) {
+                upstream_done(&x->up);
+                r = upstream_connect(&x->up, rs->socket_path, rs->timeout_usec, false);
+                if (r >= 0)
+                        r = upstream_send(&x->up, x->retry_head, x->retry_head_size);
+                if (r >= 0)
+                        r = upstream_read_head(&x->up, x->method, rs->timeout_usec);
+        }
         if (r < 0)
                 return daemon_failed(x, c, rs, r, false);
 
@@ -791,17 +840,30 @@ static enum MHD_Result exchange_finish(Exchange *x, struct MHD_Connection *c) {
         switch (x->up.body_mode) {
         case BODY_LENGTH:
                 size = (uint64_t) x->up.head.content_length;
+                block = (size_t) MIN(MAX(size, (uint64_t) RESPONSE_BLOCK_MIN), (uint64_t) RESPONSE_BLOCK_MAX);
                 break;
         case BODY_NONE:
                 size = x->up.head.content_length >= 0 ? (uint64_t) x->up.head.content_length : 0;
                 if (!streq(x->method, "HEAD"))
                         size = 0;
+                block = RESPONSE_BLOCK_MIN;
                 break;
         default:
                 size = MHD_SIZE_UNKNOWN;
+                block = RESPONSE_BLOCK_STREAM;
         }
 
-        resp = MHD_create_response_from_callback(size, RESPONSE_BLOCK_SIZE, read_response_body, x, NULL);
+        if (x->up.body_mode == BODY_LENGTH && size <= x->up.end - x->up.start) {
+                /* The whole body came with the head: MHD sends both in one write. */
+                resp = MHD_create_response_from_buffer((size_t) size, x->up.buf + x->up.start,
+                                                       MHD_RESPMEM_MUST_COPY);
+                x->up.start += (size_t) size;
+                x->up.body_remaining = 0;
+                x->up.body_done = true;
+                x->bytes_out += size;
+        } else
+                /* MHD allocates (and zeroes) a block per response: as large as the body needs. */
+                resp = MHD_create_response_from_callback(size, block, read_response_body, x, NULL);
         if (!resp)
                 return MHD_NO;
         add_response_headers(resp, &x->up.head);
@@ -896,6 +958,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
                 settings_snapshot(s, &rs);
                 (void) MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, rs.keepalive_sec);
         }
+        if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && x->up.fd >= 0)
+                upstream_release(&x->up, x->settings.socket_path);
         *con_cls = exchange_free(x);
         if (gated)
                 client_gate_request_done(&gated->gate);
@@ -916,7 +980,6 @@ static size_t gate_limit(Server *s, bool head) {
 static void on_gate_refusal(ClientGate *g) {
         ConnectionState *cs = container_of(g, ConnectionState, gate);
         Server *s = cs->front->server;
-        Peer peer = {};
         AuditRecord r = {
                 .kind = AUDIT_MALFORMED,
                 .method = g->gate.method[0] ? g->gate.method : NULL,
@@ -924,11 +987,14 @@ static void on_gate_refusal(ClientGate *g) {
                 .listener = cs->front->name,
                 .reason = g->gate.error,
                 .status = g->gate.status,
-                .peer = &peer,
+                .peer = &cs->peer,
         };
 
         atomic_fetch_add(&s->counters.malformed, 1);
-        (void) peer_from_fd(g->fd, &peer);
+        if (!cs->have_peer) {
+                (void) peer_from_fd(g->fd, &cs->peer);
+                cs->have_peer = true;
+        }
         audit_log(&r);
 }
 
@@ -983,7 +1049,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         }
 }
 
-static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+_printf_(2, 0) static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
         char line[512];
         size_t n;
 
@@ -1024,7 +1090,7 @@ int server_start(Server *s, Listener *listeners, size_t n_listeners, char **ret_
         mhd_limit = (s->config->max_listener_connections > 0 ?
                      MIN(s->config->max_listener_connections, s->config->max_connections) :
                      s->config->max_connections) + CONNECTION_HEADROOM;
-        s->header_bytes_ceiling = MAX(s->config->max_header_bytes, CONFIG_DEFAULT_MAX_HEADER_BYTES);
+        s->header_bytes_ceiling = s->config->max_header_bytes;
         pthread_rwlock_unlock(&s->config_lock);
         {
                 /* Each connection may hold two fds (the client's, the daemon's); keep some spare. */
@@ -1114,6 +1180,8 @@ unsigned server_reap(Server *s) {
                 n++;
         }
         pthread_mutex_unlock(&s->connections_lock);
+        /* Kept daemon connections last as long as an idle client connection. */
+        (void) upstream_expire_idle(keepalive);
         return n;
 }
 

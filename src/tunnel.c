@@ -19,33 +19,49 @@ static bool direction_done(const Direction *d) {
         return d->shut;
 }
 
+/* Rounds of read-then-write per wake-up: while data flows, poll() is skipped; the bound
+ * keeps one busy direction from starving the other. */
+#define PUMP_ROUNDS 8
+
 /* Moves what it can without blocking. Returns 0, or -errno for a reset or a hard error. */
-static int direction_pump(Direction *d, short from_revents, short to_revents) {
+static int direction_pump(Direction *d, short from_revents) {
+        bool readable = from_revents & (POLLIN | POLLHUP | POLLERR | POLLRDHUP);
+
         if (d->shut)
                 return 0;
 
-        if (d->start == d->end && !d->eof && (from_revents & (POLLIN | POLLHUP | POLLERR | POLLRDHUP))) {
-                ssize_t n = recv(d->from, d->buf, TUNNEL_BUFFER_SIZE, MSG_DONTWAIT);
-                if (n < 0) {
-                        if (errno != EAGAIN && errno != EINTR)
-                                return -errno;
-                } else if (n == 0)
-                        d->eof = true;
-                else {
-                        d->start = 0;
-                        d->end = (size_t) n;
+        for (unsigned round = 0; round < PUMP_ROUNDS; round++) {
+                if (d->start == d->end && !d->eof && readable) {
+                        ssize_t n = recv(d->from, d->buf, TUNNEL_BUFFER_SIZE, MSG_DONTWAIT);
+                        if (n < 0) {
+                                if (errno != EAGAIN && errno != EINTR)
+                                        return -errno;
+                                readable = false;
+                        } else if (n == 0)
+                                d->eof = true;
+                        else {
+                                d->start = 0;
+                                d->end = (size_t) n;
+                                /* A short read means the source is drained for now. */
+                                readable = (size_t) n == TUNNEL_BUFFER_SIZE;
+                        }
                 }
-        }
-
-        if (d->start < d->end && (to_revents & (POLLOUT | POLLERR | POLLHUP))) {
-                ssize_t n = send(d->to, d->buf + d->start, d->end - d->start, MSG_DONTWAIT | MSG_NOSIGNAL);
-                if (n < 0) {
-                        if (errno != EAGAIN && errno != EINTR)
-                                return -errno;
-                } else {
+                /* Write at once, POLLOUT or not: the destination is usually ready, and a full
+                 * one only answers EAGAIN. */
+                if (d->start < d->end) {
+                        ssize_t n = send(d->to, d->buf + d->start, d->end - d->start, MSG_DONTWAIT | MSG_NOSIGNAL);
+                        if (n < 0) {
+                                if (errno != EAGAIN && errno != EINTR)
+                                        return -errno;
+                                break;
+                        }
                         d->start += (size_t) n;
                         d->bytes += (uint64_t) n;
+                        if (d->start < d->end)
+                                break; /* the destination is full: wait for POLLOUT */
                 }
+                if (d->eof || !readable)
+                        break;
         }
 
         if (d->eof && d->start == d->end) {
@@ -109,9 +125,9 @@ int tunnel_run(int client_fd, int daemon_fd, const void *client_pending, size_t 
                         r = -ECONNRESET;
                         break;
                 }
-                r = direction_pump(&up, p[0].revents, p[1].revents);
+                r = direction_pump(&up, p[0].revents);
                 if (r >= 0)
-                        r = direction_pump(&down, p[1].revents, p[0].revents);
+                        r = direction_pump(&down, p[1].revents);
                 if (r < 0)
                         break;
         }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -10,7 +11,83 @@
 #include "fd-util.h"
 #include "upstream.h"
 
-int upstream_connect(Upstream *u, const char *socket_path, usec_t timeout) {
+/* Idle connections to the daemon, most recent last: as many as requests ran at once,
+ * up to IDLE_MAX, each closed after an idle time (upstream_expire_idle). One that the daemon
+ * closed or that has bytes pending is dropped when taken. */
+#define IDLE_MAX 64U
+
+static struct {
+        int fd;
+        usec_t since;
+        char path[108];
+} idle[IDLE_MAX];
+static size_t n_idle;
+static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int take_idle(const char *socket_path) {
+        for (;;) {
+                struct pollfd p = { .events = POLLIN };
+                bool usable;
+
+                pthread_mutex_lock(&idle_lock);
+                if (n_idle == 0) {
+                        pthread_mutex_unlock(&idle_lock);
+                        return -EBADF;
+                }
+                n_idle--;
+                p.fd = idle[n_idle].fd;
+                usable = streq(idle[n_idle].path, socket_path);
+                pthread_mutex_unlock(&idle_lock);
+
+                /* Readable while idle: the daemon closed it, or sent what nobody asked for. */
+                if (usable && poll(&p, 1, 0) == 0)
+                        return p.fd;
+                safe_close(p.fd);
+        }
+}
+
+void upstream_release(Upstream *u, const char *socket_path) {
+        bool keep = u->fd >= 0 && u->body_done && u->start == u->end && u->body_mode != BODY_UNTIL_CLOSE &&
+                u->head.status != 101 && !u->head.connection_close && strlen(socket_path) < sizeof(idle[0].path);
+
+        if (keep) {
+                pthread_mutex_lock(&idle_lock);
+                if (n_idle < IDLE_MAX) {
+                        idle[n_idle].fd = TAKE_FD(u->fd);
+                        idle[n_idle].since = now_usec();
+                        strcpy(idle[n_idle].path, socket_path);
+                        n_idle++;
+                }
+                pthread_mutex_unlock(&idle_lock);
+        }
+        upstream_done(u);
+}
+
+unsigned upstream_expire_idle(usec_t max_idle) {
+        usec_t now = now_usec();
+        unsigned closed = 0;
+        size_t kept = 0;
+
+        pthread_mutex_lock(&idle_lock);
+        /* Oldest first: the ones at the bottom of the stack. */
+        for (size_t i = 0; i < n_idle; i++) {
+                if (now - idle[i].since >= max_idle) {
+                        safe_close(idle[i].fd);
+                        closed++;
+                } else
+                        idle[kept++] = idle[i];
+        }
+        n_idle = kept;
+        pthread_mutex_unlock(&idle_lock);
+        return closed;
+}
+
+bool upstream_stale(const Upstream *u, int r) {
+        /* Nothing of a response came: the daemon closed the connection before our request. */
+        return u->reused && u->end == 0 && (r == -ECONNRESET || r == -EPIPE);
+}
+
+int upstream_connect(Upstream *u, const char *socket_path, usec_t timeout, bool reuse) {
         _cleanup_close_ int fd = -EBADF;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         struct timeval tv = {
@@ -26,6 +103,16 @@ int upstream_connect(Upstream *u, const char *socket_path, usec_t timeout) {
                 u->buf = malloc(UPSTREAM_BUFFER_SIZE);
                 if (!u->buf)
                         return -ENOMEM;
+        }
+        u->start = u->end = 0;
+        u->reused = false;
+        if (reuse) {
+                fd = take_idle(socket_path);
+                if (fd >= 0) {
+                        u->fd = TAKE_FD(fd);
+                        u->reused = true;
+                        return 0;
+                }
         }
 
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -207,22 +294,31 @@ ssize_t upstream_read_body(Upstream *u, char *out, size_t max, int client_fd, in
                         }
                 }
 
-                /* Large fixed-length bodies skip the buffer: read straight into out. */
-                if (u->body_mode == BODY_LENGTH && u->start == u->end) {
+                /* Bodies that need no decoding skip the buffer: read straight into out. */
+                if ((u->body_mode == BODY_LENGTH || u->body_mode == BODY_UNTIL_CLOSE) && u->start == u->end) {
+                        bool length = u->body_mode == BODY_LENGTH;
+
                         r = wait_readable(u, client_fd, cancel_fd);
                         if (r < 0)
                                 return r;
                         do
-                                n = recv(u->fd, out, (size_t) MIN((uint64_t) max, u->body_remaining), MSG_DONTWAIT);
+                                n = recv(u->fd, out, length ? (size_t) MIN((uint64_t) max, u->body_remaining) : max,
+                                         MSG_DONTWAIT);
                         while (n < 0 && errno == EINTR);
                         if (n < 0 && errno == EAGAIN)
                                 continue;
                         if (n < 0)
                                 return -errno;
-                        if (n == 0)
-                                return -ECONNRESET;
-                        u->body_remaining -= (uint64_t) n;
-                        u->body_done = u->body_remaining == 0;
+                        if (n == 0) {
+                                if (length)
+                                        return -ECONNRESET;
+                                u->body_done = true;
+                                return 0;
+                        }
+                        if (length) {
+                                u->body_remaining -= (uint64_t) n;
+                                u->body_done = u->body_remaining == 0;
+                        }
                         return n;
                 }
 
@@ -282,7 +378,7 @@ void upstream_describe_access(const char *socket_path, char *buf, size_t size) {
 
 int upstream_probe(const char *socket_path, usec_t timeout) {
         Upstream u = UPSTREAM_NULL;
-        int r = upstream_connect(&u, socket_path, timeout);
+        int r = upstream_connect(&u, socket_path, timeout, false);
         upstream_done(&u);
         return r;
 }

@@ -2,7 +2,8 @@
 #pragma once
 
 /* A blocking HTTP/1.1 client for the Docker daemon's Unix socket, run in the connection's
- * own thread: connect, send, read the response head, read the body decoded. */
+ * own thread: connect, send, read the response head, read the body decoded. Connections
+ * whose response ended cleanly are kept open for the next request (keep-alive). */
 
 #include <stdint.h>
 
@@ -20,12 +21,17 @@ typedef struct Upstream {
         uint64_t body_remaining; /* BODY_LENGTH */
         ChunkedDecoder chunked;
         bool body_done;
+        bool reused; /* the connection came from the idle ones: it may have been closed meanwhile */
 } Upstream;
 
 #define UPSTREAM_NULL ((Upstream) { .fd = -EBADF })
 
-/* Connects to the daemon's socket. Returns 0 or -errno (-ENOENT, -ECONNREFUSED, -EACCES...). */
-int upstream_connect(Upstream *u, const char *socket_path, usec_t timeout);
+/* Connects to the daemon's socket, or with reuse takes an idle connection to it if there is
+ * one. Returns 0 or -errno (-ENOENT, -ECONNREFUSED, -EACCES...). */
+int upstream_connect(Upstream *u, const char *socket_path, usec_t timeout, bool reuse);
+/* Whether a failure on a reused connection means only that the daemon had closed it: the
+ * request may then go again on a new one (if it is safe to repeat). */
+bool upstream_stale(const Upstream *u, int r);
 /* Connects and disconnects at once: can the daemon be reached? 0 or -errno. */
 int upstream_probe(const char *socket_path, usec_t timeout);
 int upstream_send(Upstream *u, const void *data, size_t size);
@@ -42,6 +48,11 @@ int upstream_read_head(Upstream *u, const char *request_method, usec_t timeout);
 ssize_t upstream_read_body(Upstream *u, char *out, size_t max, int client_fd, int cancel_fd);
 
 void upstream_done(Upstream *u);
+/* Like upstream_done, but a connection whose response was read to its end cleanly is kept
+ * for the next request. */
+void upstream_release(Upstream *u, const char *socket_path);
+/* Closes the kept connections idle for max_idle or longer. Returns how many. */
+unsigned upstream_expire_idle(usec_t max_idle);
 
 /* For "permission denied": who the proxy runs as, who owns the socket with what mode, and
  * how to fix it. */

@@ -139,13 +139,18 @@ def pid_alive(pid):
 
 class Recorder:
     """Listens on `path`; relays each connection to `upstream` and records what was sent
-    to it. `label` is attached to each connection accepted while it is set."""
+    to it. What arrives while `label` is set is recorded under that label: the proxy keeps
+    daemon connections open, so one connection may carry the requests of several labels.
+    A "segment" is what one connection carried under one label."""
+
+    QUIET = 0.05  # a segment with no new byte for this long has arrived whole
 
     def __init__(self, tap, path, upstream):
         self.path = path
         self.upstream = upstream
         self.label = None
-        self.conns = []  # dicts: label, data (bytes sent to the daemon), opened, closed
+        self.conns = []     # dicts: opened, closed
+        self.segments = []  # dicts: conn, label, data (bytes sent to the daemon), last
         self.lock = threading.Lock()
         self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         if os.path.exists(path):
@@ -157,12 +162,20 @@ class Recorder:
         threading.Thread(target=self._accept, daemon=True).start()
 
     def close(self):
+        """Stops listening and ends the connections it relays, as a daemon that stops does."""
         self.stopped = True
         try:
             self.srv.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
         self.srv.close()
+        with self.lock:
+            live = [x["sock"] for x in self.conns if x["closed"] is None]
+        for c in live:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def _accept(self):
         while not self.stopped:
@@ -170,10 +183,20 @@ class Recorder:
                 c, _ = self.srv.accept()
             except OSError:
                 return
-            rec = {"label": self.label, "data": bytearray(), "opened": time.monotonic(), "closed": None}
+            rec = {"opened": time.monotonic(), "closed": None, "sock": c}
             with self.lock:
                 self.conns.append(rec)
             threading.Thread(target=self._serve, args=(c, rec), daemon=True).start()
+
+    def _record(self, rec, d):
+        with self.lock:
+            label = self.label
+            seg = next((x for x in reversed(self.segments) if x["conn"] is rec and x["label"] == label), None)
+            if seg is None:
+                seg = {"conn": rec, "label": label, "data": bytearray(), "last": 0}
+                self.segments.append(seg)
+            seg["data"] += d
+            seg["last"] = time.monotonic()
 
     def _serve(self, c, rec):
         u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -206,8 +229,7 @@ class Recorder:
                 d = c.recv(65536)
                 if not d:
                     break
-                with self.lock:
-                    rec["data"] += d
+                self._record(rec, d)
                 u.sendall(d)
         except OSError:
             pass
@@ -221,27 +243,28 @@ class Recorder:
         u.close()
 
     def for_label(self, label, wait=5.0):
-        """What the daemon was sent on each connection made under `label`, once those
-        connections are closed (or `wait` seconds passed): all of it, not a part still on
-        its way through the relay."""
+        """What the daemon was sent under `label`, one entry per connection that carried
+        it, once each is whole: its connection closed or quiet (or `wait` seconds passed)."""
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             with self.lock:
-                if all(r["closed"] is not None for r in self.conns if r["label"] == label):
+                now = time.monotonic()
+                if all(x["conn"]["closed"] is not None or now - x["last"] >= self.QUIET
+                       for x in self.segments if x["label"] == label):
                     break
             time.sleep(0.01)
         with self.lock:
-            return [bytes(r["data"]) for r in self.conns if r["label"] == label]
+            return [bytes(x["data"]) for x in self.segments if x["label"] == label]
 
     def count(self):
         with self.lock:
             return len(self.conns)
 
     def count_requests(self):
-        """Connections that carried bytes to the daemon (the proxy's start-up probe of the
+        """Segments that carried bytes to the daemon (the proxy's start-up probe of the
         socket connects and sends nothing)."""
         with self.lock:
-            return sum(1 for r in self.conns if r["data"])
+            return sum(1 for x in self.segments if x["data"])
 
 
 def start_proxy(tap, d, name, env_extra, prefix=(), args=()):

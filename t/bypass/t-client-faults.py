@@ -115,7 +115,9 @@ def body(tap):
         tap.bail("cannot run a container on the test daemon: %s" % r.stderr)
     proc, sock, log = bplib.start_proxy(tap, d, "p-real", {
         "SOCKET_PATH": daemon.sock, "CONTAINERS": "1", "POST": "1", "ALLOW_ATTACH": "1"})
-    bplib.exchange(sock, PING)
+    # Warm up with a refused request: an allowed one would leave its daemon connection open
+    # for the next request (keep-alive), and the stream below would reuse it.
+    bplib.exchange(sock, b"GET /secrets HTTP/1.1\r\nHost: docker\r\n\r\n")
     time.sleep(0.3)
     base = bplib.fd_count(proc.pid)
     for mode, target, word in (("stream", "/events", "streaming"),

@@ -484,7 +484,9 @@ def body(tap):
     CFG["tcp"] = ("tcp", ("127.0.0.1", port))
     log = open(os.path.join(d, "stderr"), "w+")
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SOCKET_PATH": daemon,
-           "CONTAINERS": "1", "POST": "1", "DELETE": "0", "EXEC": "1", "ALLOW_EXEC": "1"}
+           "CONTAINERS": "1", "POST": "1", "DELETE": "0", "EXEC": "1", "ALLOW_EXEC": "1",
+           # idle client and daemon connections close after this: well within SETTLE_SECONDS
+           "SOCKET_PROXY_KEEPALIVE": "2s"}
     proc = subprocess.Popen([dsp.PROXY_BIN, "--listen", "unix:" + sock, "--listen", "tcp:127.0.0.1:%d" % port,
                              "--log-target=stderr"], env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     tap.at_exit(lambda: dsp.stop(tap, proc))
