@@ -8,7 +8,7 @@
 #include "http-util.h"
 #include "macro.h"
 
-static int unhex(char c) {
+int http_unhex(char c) {
         if (c >= '0' && c <= '9')
                 return c - '0';
         if (c >= 'a' && c <= 'f')
@@ -95,8 +95,8 @@ int http_target_parse(const char *raw, HttpTarget *ret) {
 
                         if (i + 2 >= path_size)
                                 return TARGET_BAD_ESCAPE;
-                        hi = unhex(raw[i + 1]);
-                        lo = unhex(raw[i + 2]);
+                        hi = http_unhex(raw[i + 1]);
+                        lo = http_unhex(raw[i + 2]);
                         if (hi < 0 || lo < 0)
                                 return TARGET_BAD_ESCAPE;
                         c = (unsigned char) (hi << 4 | lo);
@@ -158,7 +158,7 @@ const char *target_error_to_string(TargetError e) {
         return (unsigned) e < ELEMENTSOF(table) ? table[e] : "invalid request-target";
 }
 
-static bool is_tchar(unsigned char c) {
+bool http_is_tchar(unsigned char c) {
         return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
@@ -166,7 +166,7 @@ bool http_is_token(const char *s) {
         if (!s || !*s)
                 return false;
         for (; *s; s++)
-                if (!is_tchar(*s))
+                if (!http_is_tchar(*s))
                         return false;
         return true;
 }
@@ -231,7 +231,7 @@ int chunked_decode(ChunkedDecoder *d, const char *in, size_t in_size, size_t *re
 
                 switch (d->state) {
                 case CHUNK_SIZE:
-                        v = unhex(c);
+                        v = http_unhex(c);
                         if (v >= 0) {
                                 if (++d->size_digits > CHUNK_SIZE_DIGITS_MAX)
                                         return -EBADMSG;

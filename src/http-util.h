@@ -35,6 +35,11 @@ typedef struct HttpTarget {
         size_t raw_path_size;                     /* bytes of the raw target before '?' */
 } HttpTarget;
 
+/* The value of a hexadecimal digit, or -1. */
+int http_unhex(char c) __attribute__((const));
+/* A tchar of RFC 9110: what tokens (methods, header names) are made of. */
+bool http_is_tchar(unsigned char c) __attribute__((const));
+
 /* Returns 0, a positive TargetError, or -ENOMEM. On success ret->path is allocated. */
 int http_target_parse(const char *raw, HttpTarget *ret);
 void http_target_done(HttpTarget *t);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <string.h>
 
+#include "http-util.h"
 #include "request-gate.h"
 
 enum {
@@ -21,23 +22,6 @@ enum {
 #define CHUNK_LINE_MAX 1024U
 
 static const char HTTP_VERSION_PREFIX[] = "HTTP/1.";
-
-static bool is_tchar(unsigned char c) {
-        static const char extra[] = "!#$%&'*+-.^_`|~";
-
-        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                (c && memchr(extra, c, sizeof(extra) - 1));
-}
-
-static int hex_value(unsigned char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
 
 /* field-vchar / SP / HTAB: visible ASCII or obs-text. */
 static bool is_value_byte(unsigned char c) {
@@ -196,7 +180,7 @@ static bool step(RequestGate *g, unsigned char c) {
                 }
                 if (c == ' ' || c == '\t')
                         return bad(g, "whitespace before the method");
-                if (!is_tchar(c))
+                if (!http_is_tchar(c))
                         return c < 0x20 || c == 0x7f ? bad_line_end(g, c) : bad(g, "the method is not a token");
                 g->phase = GATE_METHOD;
                 g->method[0] = (char) c;
@@ -222,7 +206,7 @@ static bool step(RequestGate *g, unsigned char c) {
                         return bad(g, "a tab in the request line (only single spaces separate its parts)");
                 if (c == '\r' || c == '\n')
                         return bad(g, "the request line has no target and no version");
-                if (!is_tchar(c))
+                if (!http_is_tchar(c))
                         return c < 0x20 || c == 0x7f ? bad_line_end(g, c) : bad(g, "the method is not a token");
                 l = strlen(g->method);
                 if (l + 1 < sizeof(g->method)) {
@@ -306,7 +290,7 @@ static bool step(RequestGate *g, unsigned char c) {
                         return bad(g, "a header line starts with whitespace (obs-fold is not accepted)");
                 if (c == ':')
                         return bad(g, "a header has an empty name");
-                if (!is_tchar(c))
+                if (!http_is_tchar(c))
                         return c < 0x20 || c == 0x7f ? bad_line_end(g, c) : bad(g, "a header name is not a token");
                 if (++g->fields > FIELDS_MAX)
                         return fail(g, 431, g->in_trailer ? "the request has more than 128 trailer fields" :
@@ -328,7 +312,7 @@ static bool step(RequestGate *g, unsigned char c) {
                         return bad(g, "whitespace between a header name and its colon");
                 if (c == '\r' || c == '\n')
                         return bad(g, "a header line has no colon");
-                if (!is_tchar(c))
+                if (!http_is_tchar(c))
                         return c < 0x20 || c == 0x7f ? bad_line_end(g, c) : bad(g, "a header name is not a token");
                 if (g->name_len < sizeof(g->name))
                         g->name[g->name_len] = (char) (c >= 'A' && c <= 'Z' ? c + 32 : c);
@@ -378,7 +362,7 @@ static bool step(RequestGate *g, unsigned char c) {
                         return bad_after_cr(g);
                 return head_end(g);
         case GATE_CHUNK_SIZE: {
-                int h = hex_value(c);
+                int h = http_unhex((char) c);
 
                 g->chunk_line++;
                 if (h >= 0) {
