@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -1157,6 +1158,20 @@ Config *server_swap_config(Server *s, Config *c) {
         return old;
 }
 
+/* Once the last connection is gone, what the threads freed goes back to the system:
+ * glibc keeps it in each thread's arena otherwise, and a burst of streams would leave
+ * the process large for good. */
+static void release_memory_when_idle(Server *s) {
+        Counters *k = &s->counters;
+        unsigned long served = atomic_load(&k->allowed) + atomic_load(&k->refused) + atomic_load(&k->malformed) +
+                atomic_load(&k->failed);
+
+        if (atomic_load(&k->connections) > 0 || served == s->served_at_trim)
+                return;
+        s->served_at_trim = served;
+        (void) malloc_trim(0);
+}
+
 unsigned server_reap(Server *s) {
         usec_t now = now_usec(), header, keepalive;
         unsigned n = 0;
@@ -1182,6 +1197,7 @@ unsigned server_reap(Server *s) {
         pthread_mutex_unlock(&s->connections_lock);
         /* Kept daemon connections last as long as an idle client connection. */
         (void) upstream_expire_idle(keepalive);
+        release_memory_when_idle(s);
         return n;
 }
 

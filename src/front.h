@@ -29,6 +29,7 @@ typedef struct Server {
         struct Front *fronts;
         size_t n_fronts;
         unsigned header_bytes_ceiling; /* MHD's memory per connection is sized for this at start */
+        unsigned long served_at_trim;  /* requests served when memory was last given back */
         pthread_mutex_t connections_lock;
         struct ConnectionState *connections;
 } Server;
