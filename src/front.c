@@ -22,8 +22,8 @@
 #include "upstream.h"
 
 /* MHD's memory per connection: the request head (the gate keeps it under
- * SOCKET_PROXY_MAX_HEADER_BYTES), MHD's records of at most 128 headers and 128 query
- * arguments, and the response head. MHD zeroes all of it after every request, so it is
+ * SOCKET_PROXY_MAX_HEADER_BYTES), MHD's records (56 bytes each) of at most 128 headers,
+ * 128 query arguments and 32 trailer fields, and the response head. MHD zeroes all of it after every request, so it is
  * kept no larger than that. */
 #define CONNECTION_MEMORY(max_header_bytes) ((max_header_bytes) + 24U * 1024U)
 /* How much of the daemon's body each read hands to MHD: up to 256 KiB for a large body of

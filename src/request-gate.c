@@ -17,6 +17,7 @@ enum {
 /* Header lines and query arguments in one request: libmicrohttpd keeps a record of each
  * in the connection's memory (see CONNECTION_MEMORY in front.c). */
 #define FIELDS_MAX 128U
+#define TRAILER_FIELDS_MAX 32U
 #define QUERY_ARGUMENTS_MAX 128U
 /* A chunk-size line with its extensions; nobody needs more. */
 #define CHUNK_LINE_MAX 1024U
@@ -292,8 +293,8 @@ static bool step(RequestGate *g, unsigned char c) {
                         return bad(g, "a header has an empty name");
                 if (!http_is_tchar(c))
                         return c < 0x20 || c == 0x7f ? bad_line_end(g, c) : bad(g, "a header name is not a token");
-                if (++g->fields > FIELDS_MAX)
-                        return fail(g, 431, g->in_trailer ? "the request has more than 128 trailer fields" :
+                if (++g->fields > (g->in_trailer ? TRAILER_FIELDS_MAX : FIELDS_MAX))
+                        return fail(g, 431, g->in_trailer ? "the request has more than 32 trailer fields" :
                                     "the request has more than 128 header fields");
                 field_begin(g);
                 g->phase = GATE_FIELD_NAME;

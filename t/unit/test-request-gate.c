@@ -22,6 +22,7 @@
 #define DEFAULT_MAX_HEADER 16384U
 /* The gate's own limits (request-gate.c). */
 #define FIELDS_MAX 128U
+#define TRAILER_FIELDS_MAX 32U
 #define QUERY_ARGUMENTS_MAX 128U
 /* Where the stream is expected to fail: nowhere. */
 #define NO_FAILURE SIZE_MAX
@@ -782,6 +783,27 @@ static void test_limits(void) {
                 n += (size_t) snprintf(buf + n, sizeof(buf) - n, "a:\r\n\r\n");
                 check_stream("FIELDS_MAX + 1 header fields in the second request", buf, n, len, 431, 1, 18, why,
                              DEFAULT_MAX_TARGET, DEFAULT_MAX_HEADER);
+        }
+
+        /* Trailer fields: TRAILER_FIELDS_MAX allowed, counted apart from the header fields. */
+        {
+                char why[64];
+                size_t n = 0;
+
+                snprintf(why, sizeof(why), "more than %u trailer fields", TRAILER_FIELDS_MAX);
+                n += (size_t) snprintf(buf + n, sizeof(buf) - n, "POST /build HTTP/1.1\r\n");
+                for (unsigned i = 1; i < FIELDS_MAX; i++)
+                        n += (size_t) snprintf(buf + n, sizeof(buf) - n, "a:\r\n");
+                n += (size_t) snprintf(buf + n, sizeof(buf) - n, "Transfer-Encoding: chunked\r\n\r\n0\r\n");
+                for (unsigned i = 0; i < TRAILER_FIELDS_MAX; i++)
+                        n += (size_t) snprintf(buf + n, sizeof(buf) - n, "t:\r\n");
+                len = n;
+                n += (size_t) snprintf(buf + n, sizeof(buf) - n, "\r\n");
+                check_stream("FIELDS_MAX header fields and TRAILER_FIELDS_MAX trailer fields", buf, n, NO_FAILURE, 0,
+                             1, BEGAN_END, NULL, DEFAULT_MAX_TARGET, DEFAULT_MAX_HEADER);
+                n = len + (size_t) snprintf(buf + len, sizeof(buf) - len, "t:\r\n\r\n");
+                check_stream("TRAILER_FIELDS_MAX + 1 trailer fields", buf, n, len, 431, 0, 0, why, DEFAULT_MAX_TARGET,
+                             DEFAULT_MAX_HEADER);
         }
 
         /* Query arguments: QUERY_ARGUMENTS_MAX allowed (a '?', then one more for each '&'). */
