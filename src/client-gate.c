@@ -20,9 +20,13 @@ static unsigned gated_size;
 static ClientGateReport report_refusal;
 
 int client_gate_setup(unsigned max_fds, ClientGateReport report) {
-        gated = calloc(max_fds, sizeof(*gated));
-        if (!gated)
+        /* Lazily backed by the kernel: only the slots of fd numbers in use take memory. */
+        _Atomic(ClientGate *) *table = calloc(max_fds, sizeof(*gated));
+
+        if (!table)
                 return -ENOMEM;
+        free(gated);
+        gated = table;
         gated_size = max_fds;
         report_refusal = report;
         return 0;
