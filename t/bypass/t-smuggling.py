@@ -96,6 +96,7 @@ CASES = [
     ("header name with '@'", G + b"X@Note: a\r\n\r\n"),
     ("header line without a colon", G + b"X-Note\r\n\r\n"),
     ("two Host headers", b"GET /containers/json HTTP/1.1\r\nHost: docker\r\nHost: other\r\n\r\n"),
+    ("HTTP/1.1 without a Host header", b"GET /containers/json HTTP/1.1\r\nX-Note: a\r\n\r\n"),
     # request lines
     ("two spaces after the method", b"GET  /containers/json HTTP/1.1\r\nHost: docker\r\n\r\n"),
     ("two spaces before the version", b"GET /containers/json  HTTP/1.1\r\nHost: docker\r\n\r\n"),
