@@ -1096,7 +1096,8 @@ int server_start(Server *s, Listener *listeners, size_t n_listeners, char **ret_
         s->header_bytes_ceiling = s->config->max_header_bytes;
         pthread_rwlock_unlock(&s->config_lock);
         {
-                /* Each connection may hold two fds (the client's, the daemon's); keep some spare. */
+                /* Each connection may hold two fds (the client's, the daemon's); keep some spare.
+                 * A tunnel's pipes come on top, and without them it copies instead. */
                 struct rlimit rl;
                 unsigned max_fds = GATED_FDS_MAX;
                 int r;
