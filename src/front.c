@@ -1190,9 +1190,14 @@ unsigned server_reap(Server *s) {
         for (ConnectionState *cs = s->connections; cs; cs = cs->next) {
                 /* An idle keep-alive connection has its keep-alive time on top. */
                 usec_t allowed = header + (cs->reused && !atomic_load(&cs->in_body) ? keepalive : 0);
+                usec_t since;
 
-                if (cs->reaped || cs->fd < 0 || !atomic_load(&cs->waiting_on_client) ||
-                    now - atomic_load(&cs->waiting_since) <= allowed)
+                if (cs->reaped || cs->fd < 0 || !atomic_load(&cs->waiting_on_client))
+                        continue;
+                /* Its thread may have started waiting after `now` was taken: not a wait of
+                 * "now - since" (which would wrap around), but no wait at all. */
+                since = atomic_load(&cs->waiting_since);
+                if (since >= now || now - since <= allowed)
                         continue;
                 /* MHD's thread sees the end of the stream and closes the connection itself. */
                 (void) shutdown(cs->fd, SHUT_RDWR);
