@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -91,58 +92,64 @@ void config_done(Config *c) {
         *c = (Config) {};
 }
 
-int parse_duration(const char *s, usec_t *ret) {
-        static const struct {
-                const char *suffix;
-                usec_t factor;
-        } units[] = {
-                { "us", 1 }, { "ms", USEC_PER_MSEC }, { "s", USEC_PER_SEC }, { "sec", USEC_PER_SEC },
-                { "m", 60 * USEC_PER_SEC }, { "min", 60 * USEC_PER_SEC }, { "h", 3600 * USEC_PER_SEC },
-                { "", USEC_PER_SEC },
-        };
+typedef struct Unit {
+        const char *suffix;
+        unsigned long long factor;
+} Unit;
+
+/* Digits, then one of the units' suffixes: "30s", "16K". The digits may say at most max. */
+static int parse_with_unit(const char *s, const Unit *units, size_t n_units, unsigned long long max,
+                           unsigned long long *ret) {
         unsigned long long n = 0;
         const char *p = s;
 
         if (!isdigit((unsigned char) *p))
                 return -EINVAL;
         for (; isdigit((unsigned char) *p); p++) {
-                if (n > 1000000000ULL)
+                if (n > max)
                         return -ERANGE;
                 n = n * 10 + (unsigned) (*p - '0');
         }
-        for (size_t i = 0; i < ELEMENTSOF(units); i++)
+        for (size_t i = 0; i < n_units; i++)
                 if (streq(p, units[i].suffix)) {
-                        if ((usec_t) n > USEC_INFINITY / 2 / units[i].factor)
+                        if (n > ULLONG_MAX / 2 / units[i].factor)
                                 return -ERANGE;
-                        *ret = (usec_t) n * units[i].factor;
+                        *ret = n * units[i].factor;
                         return 0;
                 }
         return -EINVAL;
 }
 
+int parse_duration(const char *s, usec_t *ret) {
+        static const Unit units[] = {
+                { "us", 1 }, { "ms", USEC_PER_MSEC }, { "s", USEC_PER_SEC }, { "sec", USEC_PER_SEC },
+                { "m", 60 * USEC_PER_SEC }, { "min", 60 * USEC_PER_SEC }, { "h", 3600 * USEC_PER_SEC },
+                { "", USEC_PER_SEC },
+        };
+        unsigned long long n;
+        int r = parse_with_unit(s, units, ELEMENTSOF(units), 1000000000ULL, &n);
+
+        if (r < 0)
+                return r;
+        if (n >= USEC_INFINITY / 2)
+                return -ERANGE;
+        *ret = (usec_t) n;
+        return 0;
+}
+
 int parse_bytes(const char *s, unsigned long *ret) {
-        static const struct {
-                const char *suffix;
-                unsigned long factor;
-        } units[] = {
+        static const Unit units[] = {
                 { "", 1 }, { "K", 1024 }, { "KiB", 1024 }, { "M", 1024 * 1024 }, { "MiB", 1024 * 1024 },
         };
-        unsigned long n = 0;
-        const char *p = s;
+        unsigned long long n;
+        int r = parse_with_unit(s, units, ELEMENTSOF(units), 100000000ULL, &n);
 
-        if (!isdigit((unsigned char) *p))
-                return -EINVAL;
-        for (; isdigit((unsigned char) *p); p++) {
-                if (n > 100000000UL)
-                        return -ERANGE;
-                n = n * 10 + (unsigned) (*p - '0');
-        }
-        for (size_t i = 0; i < ELEMENTSOF(units); i++)
-                if (streq(p, units[i].suffix)) {
-                        *ret = n * units[i].factor;
-                        return 0;
-                }
-        return -EINVAL;
+        if (r < 0)
+                return r;
+        if (n > ULONG_MAX)
+                return -ERANGE;
+        *ret = (unsigned long) n;
+        return 0;
 }
 
 int parse_log_level(const char *s) {
