@@ -923,12 +923,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
         Exchange *x = *con_cls;
-        ConnectionState *gated = connection_state(c);
+        ConnectionState *cs = connection_state(c);
         Server *s;
 
         if (!x) {
-                if (gated)
-                        client_gate_request_done(&gated->gate);
+                if (cs)
+                        client_gate_request_done(&cs->gate);
                 return;
         }
         s = x->front->server;
@@ -944,14 +944,12 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
         if (x->upgrade_header && !x->tunnel_logged)
                 x->poison = true;
         if (x->poison) {
-                ConnectionState *cs = connection_state(c);
                 if (cs)
                         cs->poisoned = true;
                 /* Our answer is out; the end of the stream tells the client nothing follows. */
                 if (x->client_fd >= 0)
                         (void) shutdown(x->client_fd, SHUT_WR);
         } else if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
-                ConnectionState *cs = connection_state(c);
                 RequestSettings rs;
 
                 if (cs) {
@@ -964,8 +962,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
         if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && x->up.fd >= 0)
                 upstream_release(&x->up, x->settings.socket_path);
         *con_cls = exchange_free(x);
-        if (gated)
-                client_gate_request_done(&gated->gate);
+        if (cs)
+                client_gate_request_done(&cs->gate);
 }
 
 /* The gate's limits for a new connection: the configured ones, within what MHD was given

@@ -171,10 +171,12 @@ static bool count_head_byte(RequestGate *g) {
 
 /* One byte of a request line, header or chunk line. Returns false once failed. */
 static bool step(RequestGate *g, unsigned char c) {
+        /* Every byte before the body (or of a trailer) counts toward the head limit. */
+        if (g->phase < GATE_BODY && !count_head_byte(g))
+                return false;
+
         switch (g->phase) {
         case GATE_START:
-                if (!count_head_byte(g))
-                        return false;
                 if (c == '\r') {
                         g->phase = GATE_START_LF;
                         return true;
@@ -188,8 +190,6 @@ static bool step(RequestGate *g, unsigned char c) {
                 g->method[1] = '\0';
                 return true;
         case GATE_START_LF:
-                if (!count_head_byte(g))
-                        return false;
                 if (c != '\n')
                         return bad_after_cr(g);
                 g->phase = GATE_START;
@@ -197,8 +197,6 @@ static bool step(RequestGate *g, unsigned char c) {
         case GATE_METHOD: {
                 size_t l;
 
-                if (!count_head_byte(g))
-                        return false;
                 if (c == ' ') {
                         g->phase = GATE_TARGET_START;
                         return true;
@@ -218,8 +216,6 @@ static bool step(RequestGate *g, unsigned char c) {
         }
         case GATE_TARGET_START:
         case GATE_TARGET:
-                if (!count_head_byte(g))
-                        return false;
                 if (c == ' ') {
                         if (g->phase == GATE_TARGET_START)
                                 return bad(g, "two spaces after the method");
@@ -247,8 +243,6 @@ static bool step(RequestGate *g, unsigned char c) {
                 g->phase = GATE_TARGET;
                 return true;
         case GATE_VERSION:
-                if (!count_head_byte(g))
-                        return false;
                 if (g->version_at < sizeof(HTTP_VERSION_PREFIX) - 1) {
                         if (g->version_at == 0 && c != 'H')
                                 return bad(g, c == ' ' ? "two spaces before the HTTP version" :
@@ -272,8 +266,6 @@ static bool step(RequestGate *g, unsigned char c) {
                 g->field_cr = false;
                 return true;
         case GATE_LINE_LF:
-                if (!count_head_byte(g))
-                        return false;
                 if (c != '\n')
                         return bad_after_cr(g);
                 if (g->field_cr && !field_end(g))
@@ -281,8 +273,6 @@ static bool step(RequestGate *g, unsigned char c) {
                 g->phase = GATE_FIELD_START;
                 return true;
         case GATE_FIELD_START:
-                if (!count_head_byte(g))
-                        return false;
                 if (c == '\r') {
                         g->phase = GATE_HEAD_END_LF;
                         return true;
@@ -302,8 +292,6 @@ static bool step(RequestGate *g, unsigned char c) {
                 g->name_len = 1;
                 return true;
         case GATE_FIELD_NAME:
-                if (!count_head_byte(g))
-                        return false;
                 if (c == ':') {
                         field_classify(g);
                         g->phase = GATE_FIELD_VALUE;
@@ -320,8 +308,6 @@ static bool step(RequestGate *g, unsigned char c) {
                 g->name_len++;
                 return true;
         case GATE_FIELD_VALUE:
-                if (!count_head_byte(g))
-                        return false;
                 if (c == '\r') {
                         g->phase = GATE_LINE_LF;
                         g->field_cr = true;
@@ -357,8 +343,6 @@ static bool step(RequestGate *g, unsigned char c) {
                 g->value_len++;
                 return true;
         case GATE_HEAD_END_LF:
-                if (!count_head_byte(g))
-                        return false;
                 if (c != '\n')
                         return bad_after_cr(g);
                 return head_end(g);

@@ -26,6 +26,7 @@ typedef enum GatePhase {
         GATE_FIELD_NAME,
         GATE_FIELD_VALUE,
         GATE_HEAD_END_LF,
+        /* The phases above read a head (or a trailer) and count toward its limit. */
         GATE_BODY,           /* Content-Length bytes */
         GATE_CHUNK_SIZE,
         GATE_CHUNK_EXT,
