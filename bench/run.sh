@@ -459,9 +459,8 @@ report() {
 	echo "keep-alive GET, req/s"
 	for e in ping:/_ping version:/version containers:/containers/json; do
 		for c in 1 16 64; do
-			g=""
+			g="h>=1.5"
 			[ $c = 16 ] && g="h>=1.5,d>=0.6"
-			[ $c != 16 ] && g="h>=1"
 			row "  ${e#*:} ($c conn)" "ka_${e%%:*}_$c.rps" "%.0f" "$g"
 		done
 	done

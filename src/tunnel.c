@@ -12,6 +12,7 @@ typedef struct Direction {
         char *buf;     /* the bytes read before the tunnel began, then all of them without a pipe */
         size_t start, end;
         int pipe[2];   /* with a pipe, splice() moves the bytes without copying them to us */
+        size_t pipe_size;
         size_t in_pipe;
         bool eof;      /* the source said it is done */
         bool shut;     /* and we told the destination */
@@ -21,8 +22,11 @@ typedef struct Direction {
 /* Rounds of read-then-write per wake-up: while data flows, poll() is skipped; the bound
  * keeps one busy direction from starving the other. */
 #define PUMP_ROUNDS 8
-/* What one splice() may move into the pipe: its default capacity. */
-#define SPLICE_MAX (64U * 1024U)
+/* A pipe starts at the kernel's default size (64 KiB); one that a read fills is grown to
+ * this, once: bulk transfers then take a sixteenth of the system calls. Small pipes are kept
+ * for the quiet tunnels, since pipe memory counts against a per-user limit. */
+#define PIPE_DEFAULT_SIZE (64U * 1024U)
+#define PIPE_BULK_SIZE (1024U * 1024U)
 
 static bool direction_done(const Direction *d) {
         return d->shut;
@@ -67,9 +71,15 @@ static ssize_t direction_fill(Direction *d) {
         ssize_t n;
 
         if (d->pipe[0] >= 0) {
-                n = splice(d->from, NULL, d->pipe[1], NULL, SPLICE_MAX, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                n = splice(d->from, NULL, d->pipe[1], NULL, d->pipe_size, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
                 if (n >= 0) {
                         d->in_pipe = (size_t) n;
+                        if ((size_t) n == d->pipe_size && d->pipe_size < PIPE_BULK_SIZE) {
+                                int size = fcntl(d->pipe[1], F_SETPIPE_SZ, (int) PIPE_BULK_SIZE);
+                                /* Refused (over the per-user limit): go on with the small one. */
+                                if (size > 0)
+                                        d->pipe_size = (size_t) size;
+                        }
                         return n;
                 }
                 if (errno != EINVAL)
@@ -102,6 +112,7 @@ static int direction_pump(Direction *d, short from_revents) {
                         return r; /* the destination is full: wait for POLLOUT */
                 if (d->eof || !readable)
                         break;
+                size_t asked = d->pipe[0] >= 0 ? d->pipe_size : TUNNEL_BUFFER_SIZE;
                 ssize_t n = direction_fill(d);
                 if (n == -EAGAIN)
                         break;
@@ -110,7 +121,7 @@ static int direction_pump(Direction *d, short from_revents) {
                 if (n == 0)
                         d->eof = true;
                 /* A short read means the source is drained for now. */
-                readable = n > 0 && (size_t) n >= (d->pipe[0] >= 0 ? SPLICE_MAX : TUNNEL_BUFFER_SIZE);
+                readable = n > 0 && (size_t) n >= asked;
                 if (!readable && n > 0) {
                         r = direction_flush(d);
                         if (r <= 0)
@@ -138,8 +149,10 @@ static short direction_events_to(const Direction *d) {
 int tunnel_run(int client_fd, int daemon_fd, const void *client_pending, size_t client_pending_size,
                const void *daemon_pending, size_t daemon_pending_size, int cancel_fd, TunnelStats *ret) {
         _cleanup_free_ char *up_buf = malloc(TUNNEL_BUFFER_SIZE), *down_buf = malloc(TUNNEL_BUFFER_SIZE);
-        Direction up = { .from = client_fd, .to = daemon_fd, .buf = up_buf, .pipe = { -EBADF, -EBADF } };
-        Direction down = { .from = daemon_fd, .to = client_fd, .buf = down_buf, .pipe = { -EBADF, -EBADF } };
+        Direction up = { .from = client_fd, .to = daemon_fd, .buf = up_buf, .pipe = { -EBADF, -EBADF },
+                         .pipe_size = PIPE_DEFAULT_SIZE };
+        Direction down = { .from = daemon_fd, .to = client_fd, .buf = down_buf, .pipe = { -EBADF, -EBADF },
+                           .pipe_size = PIPE_DEFAULT_SIZE };
         int r = 0;
 
         *ret = (TunnelStats) {};
