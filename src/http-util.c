@@ -158,9 +158,12 @@ const char *target_error_to_string(TargetError e) {
         return (unsigned) e < ELEMENTSOF(table) ? table[e] : "invalid request-target";
 }
 
-bool http_is_tchar(unsigned char c) {
-        return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
-}
+const bool http_tchar_table[256] = {
+        ['0' ... '9'] = true, ['A' ... 'Z'] = true, ['a' ... 'z'] = true,
+        ['!'] = true, ['#'] = true, ['$'] = true, ['%'] = true, ['&'] = true, ['\''] = true, ['*'] = true,
+        ['+'] = true, ['-'] = true, ['.'] = true, ['^'] = true, ['_'] = true, ['`'] = true, ['|'] = true,
+        ['~'] = true,
+};
 
 bool http_is_token(const char *s) {
         if (!s || !*s)

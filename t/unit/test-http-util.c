@@ -337,6 +337,18 @@ static void test_tokens(void) {
         }
         ok(!http_is_token(NULL), "http_is_token(NULL) is false");
         ok(!http_is_field_value(NULL), "http_is_field_value(NULL) is false");
+
+        /* Every byte against RFC 9110's tchar, spelled out: ALPHA / DIGIT / the 15 marks. */
+        unsigned wrong = 0;
+        for (unsigned c = 0; c < 256; c++) {
+                bool want = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                        (c != 0 && memchr("!#$%&'*+-.^_`|~", (int) c, 15));
+                if (http_is_tchar((unsigned char) c) != want) {
+                        diag("byte 0x%02x: http_is_tchar says %d", c, !want);
+                        wrong++;
+                }
+        }
+        is_int(0, wrong, "http_is_tchar() agrees with RFC 9110 on all 256 bytes");
 }
 
 static void test_list_and_hop_by_hop(void) {
