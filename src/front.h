@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* The libmicrohttpd front end: one MHD daemon per listener, thread-per-connection, and the
- * request state machine that decides, forwards and streams. */
+/* The libmicrohttpd front end: one MHD daemon per listener, thread-per-connection, the
+ * connections and the reaper that ends slow ones. Each request is an exchange (exchange.c):
+ * decided, forwarded and streamed. */
 
 #include <pthread.h>
 #include <stdatomic.h>
