@@ -92,18 +92,23 @@ static const char *escape(const char *s, char *buf, size_t size) {
         return buf;
 }
 
+static const struct {
+        int level;
+        const char *message_id;
+        const char *verb;
+} kinds[_AUDIT_KIND_MAX] = {
+        [AUDIT_REFUSED] = { LOG_WARNING, DSP_MESSAGE_REQUEST_REFUSED, "Refused" },
+        [AUDIT_MALFORMED] = { LOG_WARNING, DSP_MESSAGE_REQUEST_MALFORMED, "Rejected malformed" },
+        [AUDIT_FAILED] = { LOG_ERR, DSP_MESSAGE_DAEMON_FAILED, "Failed" },
+        [AUDIT_ALLOWED] = { LOG_DEBUG, DSP_MESSAGE_REQUEST_ALLOWED, "Allowed" },
+        [AUDIT_TUNNEL] = { LOG_INFO, DSP_MESSAGE_TUNNEL_CLOSED, "Closed tunnel for" },
+};
+
+bool audit_enabled(AuditKind kind) {
+        return kinds[kind].level <= log_get_max_level();
+}
+
 void audit_log(const AuditRecord *r) {
-        static const struct {
-                int level;
-                const char *message_id;
-                const char *verb;
-        } kinds[_AUDIT_KIND_MAX] = {
-                [AUDIT_REFUSED] = { LOG_WARNING, DSP_MESSAGE_REQUEST_REFUSED, "Refused" },
-                [AUDIT_MALFORMED] = { LOG_WARNING, DSP_MESSAGE_REQUEST_MALFORMED, "Rejected malformed" },
-                [AUDIT_FAILED] = { LOG_ERR, DSP_MESSAGE_DAEMON_FAILED, "Failed" },
-                [AUDIT_ALLOWED] = { LOG_DEBUG, DSP_MESSAGE_REQUEST_ALLOWED, "Allowed" },
-                [AUDIT_TUNNEL] = { LOG_INFO, DSP_MESSAGE_TUNNEL_CLOSED, "Closed tunnel for" },
-        };
         char message[4096], peer[128], method[64], path[1024], query[1024];
         char f_method[96], f_path[2048], f_query[2048], f_rule[96], f_listener[320], f_status[32],
                 f_verdict[48], f_pid[32], f_uid[32], f_gid[32], f_comm[48], f_addr[80], f_port[32],
@@ -111,7 +116,7 @@ void audit_log(const AuditRecord *r) {
         const char *fields[20];
         size_t n = 0;
 
-        if (kinds[r->kind].level > log_get_max_level())
+        if (!audit_enabled(r->kind))
                 return;
         if (r->kind != AUDIT_ALLOWED && r->kind != AUDIT_TUNNEL && !ratelimit_test(r->kind))
                 return;

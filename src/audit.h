@@ -33,6 +33,9 @@ typedef struct AuditRecord {
 #define AUDIT_BURST 200U
 #define AUDIT_INTERVAL_USEC (10ULL * 1000000ULL)
 
+/* Whether records of this kind are logged at the current log level: callers skip building
+ * one that would be dropped (an allowed request is logged only at debug). */
+bool audit_enabled(AuditKind kind);
 void audit_log(const AuditRecord *r);
 /* Reports what the rate limit suppressed, once its interval is over. Called periodically. */
 void audit_flush_suppressed(void);

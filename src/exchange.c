@@ -144,6 +144,9 @@ static enum MHD_Result respond_json(Exchange *x, struct MHD_Connection *c, unsig
 }
 
 static void audit(Exchange *x, AuditKind kind, const char *reason) {
+        if (!audit_enabled(kind))
+                return;
+
         AuditRecord r = {
                 .kind = kind,
                 .method = x->method,
@@ -850,7 +853,8 @@ void exchange_on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         }
         s = x->front->server;
         if (x->in_flight) {
-                if (x->status != 0 && x->status < 500 && x->verdict.allowed && !x->tunnel_logged) {
+                if (x->status != 0 && x->status < 500 && x->verdict.allowed && !x->tunnel_logged &&
+                    audit_enabled(AUDIT_ALLOWED)) {
                         char reason[96];
                         snprintf(reason, sizeof(reason), "%u, %s", x->status,
                                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "completed" : "ended early");

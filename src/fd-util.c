@@ -43,6 +43,13 @@ usec_t now_usec(void) {
         return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
 }
 
+usec_t now_coarse_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+        return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
+}
+
 int fd_wait_for_event(int fd, short events, usec_t timeout) {
         usec_t deadline = timeout == USEC_INFINITY ? USEC_INFINITY : now_usec() + timeout;
 

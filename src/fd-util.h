@@ -14,6 +14,8 @@ int loop_send(int fd, const void *buf, size_t size);
  * Returns the revents, 0 on timeout, or -errno. */
 int fd_wait_for_event(int fd, short events, usec_t timeout);
 usec_t now_usec(void);
+/* The clock at its last tick (1-4 ms old): cheaper, and enough for timeouts in seconds. */
+usec_t now_coarse_usec(void);
 
 static inline bool errno_is_disconnect(int r) {
         r = r < 0 ? -r : r;

@@ -34,7 +34,10 @@
 void settings_snapshot(Server *s, RequestSettings *ret) {
         pthread_rwlock_rdlock(&s->config_lock);
         ret->policy = s->config->policy;
-        snprintf(ret->socket_path, sizeof(ret->socket_path), "%s", s->config->socket_path);
+        /* config.c refuses a longer path; strnlen() only keeps this copy in bounds. */
+        size_t n = strnlen(s->config->socket_path, sizeof(ret->socket_path) - 1);
+        memcpy(ret->socket_path, s->config->socket_path, n);
+        ret->socket_path[n] = '\0';
         ret->timeout_usec = s->config->timeout_usec;
         ret->keepalive_sec = (unsigned) MAX((s->config->keepalive_usec + USEC_PER_SEC - 1) / USEC_PER_SEC, 1ULL);
         ret->max_connections = s->config->max_connections;
@@ -51,7 +54,7 @@ void wait_on_client(ConnectionState *cs, bool waiting, bool in_body) {
         if (!cs)
                 return;
         if (waiting)
-                atomic_store(&cs->waiting_since, now_usec());
+                atomic_store(&cs->waiting_since, now_coarse_usec());
         atomic_store(&cs->in_body, in_body);
         atomic_store(&cs->waiting_on_client, waiting);
 }
@@ -280,7 +283,7 @@ static void release_memory_when_idle(Server *s) {
 }
 
 unsigned server_reap(Server *s) {
-        usec_t now = now_usec(), header, keepalive;
+        usec_t now = now_coarse_usec(), header, keepalive;
         unsigned n = 0;
 
         pthread_rwlock_rdlock(&s->config_lock);

@@ -207,12 +207,20 @@ bool http_list_has_token(const char *list, const char *token) {
 }
 
 bool http_header_is_hop_by_hop(const char *name) {
-        static const char *const hop[] = {
-                "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
-                "Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
+#define HOP(s) { s, sizeof(s) - 1 }
+        /* Asked of every header both ways: compare only names of the same length. */
+        static const struct {
+                const char *name;
+                size_t len;
+        } hop[] = {
+                HOP("Connection"), HOP("Keep-Alive"), HOP("Proxy-Connection"), HOP("Proxy-Authenticate"),
+                HOP("Proxy-Authorization"), HOP("TE"), HOP("Trailer"), HOP("Transfer-Encoding"), HOP("Upgrade"),
         };
+#undef HOP
+        size_t len = strlen(name);
+
         for (size_t i = 0; i < ELEMENTSOF(hop); i++)
-                if (strcaseeq(name, hop[i]))
+                if (len == hop[i].len && strcaseeq(name, hop[i].name))
                         return true;
         return false;
 }
@@ -376,6 +384,10 @@ static int parse_content_length(const char *v, int64_t *ret) {
         return 0;
 }
 
+/* Whether a header name of length len is want (a literal), compared without case. The
+ * lengths decide most of them: the daemon's head is parsed for every response. */
+#define NAME_IS(name, len, want) ((len) == sizeof(want) - 1 && strcaseeq((name), (want)))
+
 int http_response_head_parse(char *buf, size_t head_size, HttpResponseHead *ret) {
         HttpResponseHead h = { .content_length = -1 };
         char *line, *end, *p;
@@ -408,9 +420,11 @@ int http_response_head_parse(char *buf, size_t head_size, HttpResponseHead *ret)
 
         for (line = end + 2; *line; line = end + 2) {
                 char *colon, *name, *value;
+                size_t name_len;
 
-                end = strstr(line, "\r\n");
-                if (!end)
+                /* A CR not followed by LF is refused here rather than by the value check. */
+                end = strchr(line, '\r');
+                if (!end || end[1] != '\n')
                         return -EBADMSG;
                 *end = '\0';
 
@@ -421,35 +435,37 @@ int http_response_head_parse(char *buf, size_t head_size, HttpResponseHead *ret)
                         return -EBADMSG;
                 *colon = '\0';
                 name = line;
+                name_len = (size_t) (colon - line);
                 if (!http_is_token(name))
                         return -EBADMSG;
                 value = trim_ows(colon + 1);
-                if (!http_is_field_value(value) || strchr(value, '\r') || strchr(value, '\n'))
+                /* Refuses every control byte but HTAB, so CR and LF too. */
+                if (!http_is_field_value(value))
                         return -EBADMSG;
                 if (h.n_headers >= HTTP_HEADERS_MAX)
                         return -EBADMSG;
                 h.headers[h.n_headers++] = (HttpHeader) { name, value };
 
-                if (strcaseeq(name, "Content-Length")) {
+                if (NAME_IS(name, name_len, "Content-Length")) {
                         int64_t n;
                         if (parse_content_length(value, &n) < 0)
                                 return -EBADMSG;
                         if (h.content_length >= 0 && h.content_length != n)
                                 return -EBADMSG;
                         h.content_length = n;
-                } else if (strcaseeq(name, "Transfer-Encoding")) {
+                } else if (NAME_IS(name, name_len, "Transfer-Encoding")) {
                         if (have_te || !strcaseeq(value, "chunked"))
                                 return -EBADMSG;
                         have_te = true;
                         h.chunked = true;
-                } else if (strcaseeq(name, "Connection")) {
+                } else if (NAME_IS(name, name_len, "Connection")) {
                         if (http_list_has_token(value, "close"))
                                 h.connection_close = true;
                         if (http_list_has_token(value, "upgrade"))
                                 h.connection_upgrade = true;
-                } else if (strcaseeq(name, "Upgrade"))
+                } else if (NAME_IS(name, name_len, "Upgrade"))
                         h.upgrade = value;
-                else if (strcaseeq(name, "Content-Type"))
+                else if (NAME_IS(name, name_len, "Content-Type"))
                         h.content_type = value;
         }
 

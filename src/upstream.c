@@ -54,7 +54,7 @@ void upstream_release(Upstream *u, const char *socket_path) {
                 pthread_mutex_lock(&idle_lock);
                 if (n_idle < IDLE_MAX) {
                         idle[n_idle].fd = TAKE_FD(u->fd);
-                        idle[n_idle].since = now_usec();
+                        idle[n_idle].since = now_coarse_usec();
                         strcpy(idle[n_idle].path, socket_path);
                         n_idle++;
                 }
@@ -64,7 +64,7 @@ void upstream_release(Upstream *u, const char *socket_path) {
 }
 
 unsigned upstream_expire_idle(usec_t max_idle) {
-        usec_t now = now_usec();
+        usec_t now = now_coarse_usec();
         unsigned closed = 0;
         size_t kept = 0;
 
@@ -87,6 +87,38 @@ bool upstream_stale(const Upstream *u, int r) {
         return u->reused && u->end == 0 && (r == -ECONNRESET || r == -EPIPE);
 }
 
+/* A thread keeps its last read buffer for its next request (a connection's requests run in
+ * one thread): a 64 KiB malloc() and free() per request cost more than the rest of the
+ * request's bookkeeping. The buffer is freed when the thread ends. */
+static pthread_key_t spare_buffer_key;
+static pthread_once_t spare_buffer_once = PTHREAD_ONCE_INIT;
+static bool spare_buffer_usable;
+
+static void spare_buffer_init(void) {
+        spare_buffer_usable = pthread_key_create(&spare_buffer_key, free) == 0;
+}
+
+static char *buffer_take(void) {
+        char *b;
+
+        (void) pthread_once(&spare_buffer_once, spare_buffer_init);
+        if (spare_buffer_usable && (b = pthread_getspecific(spare_buffer_key))) {
+                (void) pthread_setspecific(spare_buffer_key, NULL);
+                return b;
+        }
+        return malloc(UPSTREAM_BUFFER_SIZE);
+}
+
+static void buffer_give_back(char *b) {
+        if (!b)
+                return;
+        (void) pthread_once(&spare_buffer_once, spare_buffer_init);
+        if (spare_buffer_usable && !pthread_getspecific(spare_buffer_key) &&
+            pthread_setspecific(spare_buffer_key, b) == 0)
+                return;
+        free(b);
+}
+
 int upstream_connect(Upstream *u, const char *socket_path, usec_t timeout, bool reuse) {
         _cleanup_close_ int fd = -EBADF;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -100,7 +132,7 @@ int upstream_connect(Upstream *u, const char *socket_path, usec_t timeout, bool 
         strcpy(sa.sun_path, socket_path);
 
         if (!u->buf) {
-                u->buf = malloc(UPSTREAM_BUFFER_SIZE);
+                u->buf = buffer_take();
                 if (!u->buf)
                         return -ENOMEM;
         }
@@ -171,7 +203,7 @@ static ssize_t fill(Upstream *u) {
 }
 
 int upstream_read_head(Upstream *u, const char *request_method, usec_t timeout) {
-        usec_t deadline = now_usec() + timeout;
+        usec_t deadline = now_coarse_usec() + timeout;
 
         for (;;) {
                 ssize_t len = http_head_length(u->buf + u->start, u->end - u->start, HTTP_RESPONSE_HEAD_MAX);
@@ -198,7 +230,7 @@ int upstream_read_head(Upstream *u, const char *request_method, usec_t timeout) 
                         return 0;
                 }
 
-                usec_t now = now_usec();
+                usec_t now = now_coarse_usec();
                 if (now >= deadline)
                         return -ETIMEDOUT;
                 r = fd_wait_for_event(u->fd, POLLIN, deadline - now);
@@ -342,7 +374,7 @@ ssize_t upstream_read_body(Upstream *u, char *out, size_t max, int client_fd, in
 
 void upstream_done(Upstream *u) {
         u->fd = safe_close(u->fd);
-        u->buf = mfree_ptr(u->buf);
+        buffer_give_back(TAKE_PTR(u->buf));
         u->start = u->end = 0;
 }
 

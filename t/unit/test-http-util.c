@@ -867,6 +867,14 @@ static void test_head_parse_ok(void) {
         is_int(5, r == 0 ? (long) h.content_length : -2, "header names are case-insensitive");
         r = parse_head("HTTP/1.1 200 OK\r\nTRANSFER-ENCODING: Chunked\r\n\r\n", &h);
         ok(r == 0 && h.chunked, "Transfer-Encoding: Chunked (any case) is chunked");
+        r = parse_head("HTTP/1.1 101 Switching Protocols\r\nCONNECTION: Upgrade\r\nupgrade: tcp\r\n"
+                       "CONTENT-type: application/vnd.docker.raw-stream\r\n\r\n", &h);
+        ok(r == 0 && h.connection_upgrade && h.upgrade && strcmp(h.upgrade, "tcp") == 0 && h.content_type &&
+           strcmp(h.content_type, "application/vnd.docker.raw-stream") == 0,
+           "Connection, Upgrade and Content-Type are found in any case");
+        r = parse_head("HTTP/1.1 200 OK\r\nConnection-X: close\r\nContent-Lengthy: 5\r\nUpgrades: tcp\r\n\r\n", &h);
+        ok(r == 0 && !h.connection_close && h.content_length == -1 && !h.upgrade,
+           "names that only begin like Connection, Content-Length or Upgrade are other headers");
         r = parse_head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", &h);
         is_int(5, r == 0 ? (long) h.content_length : -2, "two equal Content-Length headers");
         r = parse_head("HTTP/1.1 200 OK\r\nX-Name: caf\xc3\xa9\r\n\r\n", &h);
