@@ -38,6 +38,7 @@ typedef enum ExchangeState {
 /* One request, from its request line to its completion. */
 typedef struct Exchange {
         Front *front;
+        ConnectionState *cs; /* NULL if the connection has none */
         ExchangeState state;
         char *raw_target;
         const char *uri_at; /* where MHD's request line holds the target (see exchange_begin) */
@@ -75,18 +76,24 @@ static Exchange *exchange_free(Exchange *x) {
         free(x->method);
         free(x->retry_head);
         free(x->pending);
-        free(x);
+        /* Kept for the connection's next request: an Exchange is too large for malloc's
+         * per-thread cache, and each new one made malloc sort its free lists. */
+        if (x->cs && !x->cs->spare_exchange)
+                x->cs->spare_exchange = x;
+        else
+                free(x);
         return NULL;
 }
 
 /* The raw request-target, before MHD decodes it or splits off the query. */
 void *exchange_on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
         Front *f = cls;
-        Exchange *x = calloc(1, sizeof(Exchange));
+        ConnectionState *cs = connection_state(c);
+        Exchange *x = cs && cs->spare_exchange ? TAKE_PTR(cs->spare_exchange) : malloc(sizeof(Exchange));
 
         if (!x)
                 return NULL;
-        x->front = f;
+        *x = (Exchange) { .front = f, .cs = cs };
         x->up = UPSTREAM_NULL;
         x->client_fd = -EBADF;
         x->started = now_usec();
@@ -251,7 +258,8 @@ static void head_append(HeadBuilder *h, const char *s, size_t n) {
         if (h->oom)
                 return;
         if (h->size + n + 1 > h->allocated) {
-                size_t a = MAX(h->allocated * 2, h->size + n + 1024);
+                /* From 512 bytes up: most heads then fit in malloc's per-thread cache. */
+                size_t a = MAX(MAX(h->allocated * 2, h->size + n + 1), (size_t) 512);
                 char *p = realloc(h->buf, a);
                 if (!p) {
                         h->oom = true;
@@ -776,9 +784,10 @@ static enum MHD_Result exchange_finish(Exchange *x, struct MHD_Connection *c) {
         }
 
         if (x->up.body_mode == BODY_LENGTH && size <= x->up.end - x->up.start) {
-                /* The whole body came with the head: MHD sends both in one write. */
+                /* The whole body came with the head: MHD sends both in one write, from our
+                 * buffer, which lives until the request is complete (exchange_on_completed). */
                 resp = MHD_create_response_from_buffer((size_t) size, x->up.buf + x->up.start,
-                                                       MHD_RESPMEM_MUST_COPY);
+                                                       MHD_RESPMEM_PERSISTENT);
                 x->up.start += (size_t) size;
                 x->up.body_remaining = 0;
                 x->up.body_done = true;

@@ -35,6 +35,7 @@ typedef struct ConnectionState {
         ClientGate gate;            /* every byte the client sends passes it before MHD sees it */
         bool have_peer;
         Peer peer;                  /* who is on the other end: looked up once per connection */
+        void *spare_exchange;       /* the last request's memory, for the next one (exchange.c) */
 } ConnectionState;
 
 /* Per-request settings copied out of the shared Config under its lock. */

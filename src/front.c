@@ -139,6 +139,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
                 if (cs->next)
                         cs->next->prev = cs->prev;
                 pthread_mutex_unlock(&s->connections_lock);
+                free(cs->spare_exchange);
                 *socket_context = mfree_ptr(cs);
         }
 }
