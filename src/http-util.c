@@ -350,22 +350,11 @@ int chunked_decode(ChunkedDecoder *d, const char *in, size_t in_size, size_t *re
 }
 
 ssize_t http_head_length(const char *buf, size_t size, size_t max) {
-        size_t limit = MIN(size, max);
+        const char *end = memmem(buf, MIN(size, max), "\r\n\r\n", 4);
 
-        for (size_t i = 3; i < limit; i++)
-                if (buf[i] == '\n' && buf[i - 1] == '\r' && buf[i - 2] == '\n' && buf[i - 3] == '\r')
-                        return (ssize_t) (i + 1);
+        if (end)
+                return (ssize_t) (end - buf) + 4;
         return size >= max ? -E2BIG : 0;
-}
-
-static char *trim_ows(char *s) {
-        size_t len;
-
-        s += strspn(s, " \t");
-        len = strlen(s);
-        while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
-                s[--len] = '\0';
-        return s;
 }
 
 static int parse_content_length(const char *v, int64_t *ret) {
@@ -389,9 +378,15 @@ static int parse_content_length(const char *v, int64_t *ret) {
 #define NAME_IS(name, len, want) ((len) == sizeof(want) - 1 && strcaseeq((name), (want)))
 
 int http_response_head_parse(char *buf, size_t head_size, HttpResponseHead *ret) {
-        HttpResponseHead h = { .content_length = -1 };
+        HttpResponseHead *h = ret;
         char *line, *end, *p;
         bool have_te = false;
+
+        /* Only the fields used so far are set: the header array alone is 1.6 KiB. */
+        h->n_headers = 0;
+        h->content_length = -1;
+        h->chunked = h->connection_close = h->connection_upgrade = false;
+        h->upgrade = h->content_type = NULL;
 
         if (head_size < 4 || memcmp(buf + head_size - 4, "\r\n\r\n", 4) != 0)
                 return -EBADMSG;
@@ -407,19 +402,19 @@ int http_response_head_parse(char *buf, size_t head_size, HttpResponseHead *ret)
         *end = '\0';
         if (strncmp(line, "HTTP/1.", 7) != 0 || (line[7] != '0' && line[7] != '1') || line[8] != ' ')
                 return -EBADMSG;
-        h.version_minor = (unsigned) (line[7] - '0');
+        h->version_minor = (unsigned) (line[7] - '0');
         p = line + 9;
         if (!isdigit((unsigned char) p[0]) || !isdigit((unsigned char) p[1]) ||
             !isdigit((unsigned char) p[2]) || (p[3] != ' ' && p[3] != '\0'))
                 return -EBADMSG;
-        h.status = (unsigned) ((p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0'));
-        if (h.status < 100)
+        h->status = (unsigned) ((p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0'));
+        if (h->status < 100)
                 return -EBADMSG;
         if (!http_is_field_value(p))
                 return -EBADMSG;
 
         for (line = end + 2; *line; line = end + 2) {
-                char *colon, *name, *value;
+                char *name = line, *value, *value_end;
                 size_t name_len;
 
                 /* A CR not followed by LF is refused here rather than by the value check. */
@@ -428,51 +423,54 @@ int http_response_head_parse(char *buf, size_t head_size, HttpResponseHead *ret)
                         return -EBADMSG;
                 *end = '\0';
 
-                if (line[0] == ' ' || line[0] == '\t')
-                        return -EBADMSG; /* obs-fold */
-                colon = strchr(line, ':');
-                if (!colon)
+                /* One pass over the name: tchars up to the colon. A line that begins with
+                 * a space (obs-fold) or has none before its colon has no name. */
+                for (p = line; http_is_tchar((unsigned char) *p); p++)
+                        ;
+                if (p == line || *p != ':')
                         return -EBADMSG;
-                *colon = '\0';
-                name = line;
-                name_len = (size_t) (colon - line);
-                if (!http_is_token(name))
-                        return -EBADMSG;
-                value = trim_ows(colon + 1);
+                name_len = (size_t) (p - line);
+                *p = '\0';
+
+                value = p + 1;
+                while (*value == ' ' || *value == '\t')
+                        value++;
+                value_end = end;
+                while (value_end > value && (value_end[-1] == ' ' || value_end[-1] == '\t'))
+                        value_end--;
+                *value_end = '\0';
                 /* Refuses every control byte but HTAB, so CR and LF too. */
                 if (!http_is_field_value(value))
                         return -EBADMSG;
-                if (h.n_headers >= HTTP_HEADERS_MAX)
+                if (h->n_headers >= HTTP_HEADERS_MAX)
                         return -EBADMSG;
-                h.headers[h.n_headers++] = (HttpHeader) { name, value };
+                h->headers[h->n_headers++] = (HttpHeader) { name, value };
 
                 if (NAME_IS(name, name_len, "Content-Length")) {
                         int64_t n;
                         if (parse_content_length(value, &n) < 0)
                                 return -EBADMSG;
-                        if (h.content_length >= 0 && h.content_length != n)
+                        if (h->content_length >= 0 && h->content_length != n)
                                 return -EBADMSG;
-                        h.content_length = n;
+                        h->content_length = n;
                 } else if (NAME_IS(name, name_len, "Transfer-Encoding")) {
                         if (have_te || !strcaseeq(value, "chunked"))
                                 return -EBADMSG;
                         have_te = true;
-                        h.chunked = true;
+                        h->chunked = true;
                 } else if (NAME_IS(name, name_len, "Connection")) {
                         if (http_list_has_token(value, "close"))
-                                h.connection_close = true;
+                                h->connection_close = true;
                         if (http_list_has_token(value, "upgrade"))
-                                h.connection_upgrade = true;
+                                h->connection_upgrade = true;
                 } else if (NAME_IS(name, name_len, "Upgrade"))
-                        h.upgrade = value;
+                        h->upgrade = value;
                 else if (NAME_IS(name, name_len, "Content-Type"))
-                        h.content_type = value;
+                        h->content_type = value;
         }
 
-        if (h.chunked && h.content_length >= 0)
+        if (h->chunked && h->content_length >= 0)
                 return -EBADMSG; /* ambiguous framing: refuse rather than guess */
-
-        *ret = h;
         return 0;
 }
 

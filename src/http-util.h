@@ -121,7 +121,8 @@ typedef struct HttpResponseHead {
 /* Length of the head including its empty line; 0 when more bytes are needed; -E2BIG past max. */
 ssize_t http_head_length(const char *buf, size_t size, size_t max);
 /* Parses a response head of exactly head_size bytes in place (it writes NULs into buf).
- * Returns 0 or -EBADMSG: the daemon's bytes are not trusted. */
+ * Returns 0 or -EBADMSG: the daemon's bytes are not trusted. After -EBADMSG, *ret holds
+ * nothing usable. */
 int http_response_head_parse(char *buf, size_t head_size, HttpResponseHead *ret);
 /* How the body that follows this head is framed, for a request made with this method. */
 BodyMode http_response_body_mode(const HttpResponseHead *h, const char *request_method);
