@@ -19,12 +19,13 @@
 static struct {
         int fd;
         usec_t since;
+        usec_t timeout; /* its SO_SNDTIMEO and SO_RCVTIMEO */
         char path[108];
 } idle[IDLE_MAX];
 static size_t n_idle;
 static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static int take_idle(const char *socket_path) {
+static int take_idle(const char *socket_path, usec_t *ret_timeout) {
         for (;;) {
                 struct pollfd p = { .events = POLLIN };
                 bool usable;
@@ -36,6 +37,7 @@ static int take_idle(const char *socket_path) {
                 }
                 n_idle--;
                 p.fd = idle[n_idle].fd;
+                *ret_timeout = idle[n_idle].timeout;
                 usable = streq(idle[n_idle].path, socket_path);
                 pthread_mutex_unlock(&idle_lock);
 
@@ -55,6 +57,7 @@ void upstream_release(Upstream *u, const char *socket_path) {
                 if (n_idle < IDLE_MAX) {
                         idle[n_idle].fd = TAKE_FD(u->fd);
                         idle[n_idle].since = now_coarse_usec();
+                        idle[n_idle].timeout = u->timeout;
                         strcpy(idle[n_idle].path, socket_path);
                         n_idle++;
                 }
@@ -119,13 +122,21 @@ static void buffer_give_back(char *b) {
         free(b);
 }
 
-int upstream_connect(Upstream *u, const char *socket_path, usec_t timeout, bool reuse) {
-        _cleanup_close_ int fd = -EBADF;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+/* Bounds a daemon that stops reading our request, and the first read of its answer
+ * (upstream_read_head); later reads are bounded with poll(). */
+static void set_timeouts(int fd, usec_t timeout) {
         struct timeval tv = {
                 .tv_sec = (time_t) (timeout / USEC_PER_SEC),
                 .tv_usec = (suseconds_t) (timeout % USEC_PER_SEC),
         };
+
+        (void) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        (void) setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
+int upstream_connect(Upstream *u, const char *socket_path, usec_t timeout, bool reuse) {
+        _cleanup_close_ int fd = -EBADF;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
         if (strlen(socket_path) >= sizeof(sa.sun_path))
                 return -ENAMETOOLONG;
@@ -138,9 +149,15 @@ int upstream_connect(Upstream *u, const char *socket_path, usec_t timeout, bool 
         }
         u->start = u->end = 0;
         u->reused = false;
+        u->timeout = timeout;
         if (reuse) {
-                fd = take_idle(socket_path);
+                usec_t was;
+
+                fd = take_idle(socket_path, &was);
                 if (fd >= 0) {
+                        /* SOCKET_PROXY_TIMEOUT may have changed since (a reload). */
+                        if (was != timeout)
+                                set_timeouts(fd, timeout);
                         u->fd = TAKE_FD(fd);
                         u->reused = true;
                         return 0;
@@ -150,8 +167,7 @@ int upstream_connect(Upstream *u, const char *socket_path, usec_t timeout, bool 
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return -errno;
-        /* Bounds a daemon that stops reading our request; reads are bounded with poll(). */
-        (void) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        set_timeouts(fd, timeout);
         if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
                 if (errno == EAGAIN)
                         return -ECONNREFUSED; /* the daemon's backlog is full */
@@ -182,8 +198,9 @@ int upstream_send_chunk(Upstream *u, const void *data, size_t size) {
         return loop_send(u->fd, "\r\n", 2);
 }
 
-/* Reads more bytes into the buffer, compacting it first. Returns bytes read, 0 at EOF, -errno. */
-static ssize_t fill(Upstream *u) {
+/* Reads more bytes into the buffer, compacting it first; with wait, blocks up to the
+ * socket's SO_RCVTIMEO. Returns bytes read, 0 at EOF, -errno (-EAGAIN: none yet). */
+static ssize_t fill(Upstream *u, bool wait) {
         ssize_t n;
 
         if (u->start > 0) {
@@ -194,7 +211,7 @@ static ssize_t fill(Upstream *u) {
         if (u->end >= UPSTREAM_BUFFER_SIZE)
                 return -ENOBUFS;
         do
-                n = recv(u->fd, u->buf + u->end, UPSTREAM_BUFFER_SIZE - u->end, MSG_DONTWAIT);
+                n = recv(u->fd, u->buf + u->end, UPSTREAM_BUFFER_SIZE - u->end, wait ? 0 : MSG_DONTWAIT);
         while (n < 0 && errno == EINTR);
         if (n < 0)
                 return -errno;
@@ -204,6 +221,7 @@ static ssize_t fill(Upstream *u) {
 
 int upstream_read_head(Upstream *u, const char *request_method, usec_t timeout) {
         usec_t deadline = now_coarse_usec() + timeout;
+        bool first_read = true;
 
         for (;;) {
                 ssize_t len = http_head_length(u->buf + u->start, u->end - u->start, HTTP_RESPONSE_HEAD_MAX);
@@ -230,15 +248,24 @@ int upstream_read_head(Upstream *u, const char *request_method, usec_t timeout) 
                         return 0;
                 }
 
-                usec_t now = now_coarse_usec();
-                if (now >= deadline)
-                        return -ETIMEDOUT;
-                r = fd_wait_for_event(u->fd, POLLIN, deadline - now);
-                if (r < 0)
-                        return r;
-                if (r == 0)
-                        return -ETIMEDOUT;
-                n = fill(u);
+                if (first_read) {
+                        /* The head usually comes in one read: wait in recv() itself, bounded
+                         * by SO_RCVTIMEO (the timeout), rather than in poll() and then recv(). */
+                        first_read = false;
+                        n = fill(u, true);
+                        if (n == -EAGAIN)
+                                return -ETIMEDOUT;
+                } else {
+                        usec_t now = now_coarse_usec();
+                        if (now >= deadline)
+                                return -ETIMEDOUT;
+                        r = fd_wait_for_event(u->fd, POLLIN, deadline - now);
+                        if (r < 0)
+                                return r;
+                        if (r == 0)
+                                return -ETIMEDOUT;
+                        n = fill(u, false);
+                }
                 if (n == -EAGAIN)
                         continue;
                 if (n == -ENOBUFS)
@@ -357,7 +384,7 @@ ssize_t upstream_read_body(Upstream *u, char *out, size_t max, int client_fd, in
                 r = wait_readable(u, client_fd, cancel_fd);
                 if (r < 0)
                         return r;
-                n = fill(u);
+                n = fill(u, false);
                 if (n == -EAGAIN)
                         continue;
                 if (n < 0)

@@ -22,6 +22,7 @@ typedef struct Upstream {
         ChunkedDecoder chunked;
         bool body_done;
         bool reused; /* the connection came from the idle ones: it may have been closed meanwhile */
+        usec_t timeout; /* its SO_SNDTIMEO and SO_RCVTIMEO */
 } Upstream;
 
 #define UPSTREAM_NULL ((Upstream) { .fd = -EBADF })

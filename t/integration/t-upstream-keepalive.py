@@ -3,7 +3,8 @@
 requests and shares them (an idle pool, LIFO) across client connections; it drops one the
 daemon closed (with or without saying so), keeps none whose body ran until close, sends a
 GET again on a new connection when a kept one turns out closed, never sends a POST on a kept
-one, and closes a daemon connection whose client went away mid-response.
+one, closes a daemon connection whose client went away mid-response, and applies a reloaded
+SOCKET_PROXY_TIMEOUT to a connection kept from before the reload.
 
 A real daemon cannot be made to close an idle connection on demand: this test runs the
 proxy against a fake one, which logs every request by the connection it came on."""
@@ -11,6 +12,7 @@ proxy against a fake one, which logs every request by the connection it came on.
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -60,6 +62,7 @@ class FakeDaemon:
       silent     answers with a Content-Length, then closes without saying so
       drop       answers the first request of a connection; a later one is read, logged,
                  and the connection closed without an answer
+      mute       reads a request, logs it, and never answers: waits for the proxy to close
     """
 
     def __init__(self, path):
@@ -167,6 +170,12 @@ class FakeDaemon:
                         return
                     continue
                 if mode == "drop" and nth >= 2:
+                    return
+                if mode == "mute":
+                    s.settimeout(60)
+                    while s.recv(65536):
+                        pass
+                    c.eof_at = time.monotonic()
                     return
                 body = json.dumps({"n": n}).encode()
                 if mode == "untilclose":
@@ -414,10 +423,13 @@ def body(tap):
     sock = os.path.join(d, "proxy.sock")
     logpath = os.path.join(d, "proxy.log")
     log = open(logpath, "w+")
+    envfile = os.path.join(d, "proxy.env")
+    with open(envfile, "w") as f:
+        f.write("SOCKET_PROXY_TIMEOUT=15s\n")
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SOCKET_PATH": fake.path, "CONTAINERS": "1",
            "POST": "1", "LOG_LEVEL": "debug"}
-    proc = subprocess.Popen([dsp.PROXY_BIN, "--listen", "unix:" + sock, "--log-target=stderr"], env=env,
-                            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    proc = subprocess.Popen([dsp.PROXY_BIN, "--listen", "unix:" + sock, "--env-file", envfile,
+                             "--log-target=stderr"], env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     tap.at_exit(lambda: dsp.stop(tap, proc))
     if not wait_for(lambda: os.path.exists(sock) or proc.poll() is not None, 10) or proc.poll() is not None:
         log.seek(0)
@@ -642,7 +654,30 @@ def body(tap):
            "the next GET is answered 200 on another daemon connection (that one was not kept)",
            "status %r, body %r, logged at %r" % (st, b[:200], at), *diag_all())
 
-    # 10. Still there, and it stops cleanly.
+    # 10. A reload that shortens SOCKET_PROXY_TIMEOUT holds for a daemon connection kept from
+    #     before it: a daemon that stops answering on it gets the new timeout, not the old 15 s.
+    fake.mode = "keepalive"
+    st, _, b = one(sock, "GET", "/_ping?case=10&i=warm", settled=settled)
+    warm = fake.where("case=10&i=warm")
+    with open(envfile, "w") as f:
+        f.write("SOCKET_PROXY_TIMEOUT=1s\n")
+    reloads = proxy_log().count("Reloaded the policy")
+    proc.send_signal(signal.SIGHUP)
+    reloaded = wait_for(lambda: proxy_log().count("Reloaded the policy") > reloads, 5)
+    fake.mode = "mute"
+    t0 = time.monotonic()
+    st2, _, b2 = one(sock, "GET", "/_ping?case=10&i=mute")
+    took = time.monotonic() - t0
+    fake.mode = "keepalive"
+    mute = fake.where("case=10&i=mute")
+    tap.ok(st == 200 and reloaded and len(warm) == 1 and mute == [(warm[0][0], warm[0][1] + 1)],
+           "after a reload, the next GET goes on the daemon connection kept from before it",
+           "warm status %r at %r, reloaded %r, mute request at %r" % (st, warm, reloaded, mute), *diag_all())
+    tap.ok(st2 == 504 and took < 5,
+           "a daemon silent on it gets 504 after the new SOCKET_PROXY_TIMEOUT=1s, not the old 15s",
+           "status %r after %.2f s: %r" % (st2, took, b2[:200]), *diag_all())
+
+    # 11. Still there, and it stops cleanly.
     tap.ok(proc.poll() is None, "the proxy still runs", *diag_all())
     rc = dsp.stop(tap, proc)
     tap.is_(rc, 0, "it stops on SIGTERM with status 0") or tap.diag(proxy_log())
