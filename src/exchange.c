@@ -12,11 +12,15 @@
 #include "tunnel.h"
 #include "upstream.h"
 
-/* How much of the daemon's body each read hands to MHD: up to 256 KiB for a large body of
- * known length, 16 KiB for streams (events, logs: small pieces, and many may be open). */
+/* How much of the daemon's body each read hands to MHD. MHD calloc()s the block for each
+ * response, so an open stream holds all of it: up to 256 KiB for a body of known length or a
+ * tar stream (save, export, archive); 16 KiB for Docker's raw and multiplexed streams (logs
+ * can be large); 4 KiB for the other streams (events, progress, stats: small JSON pieces,
+ * and thousands may be open). */
 #define RESPONSE_BLOCK_MIN (1U * 1024U)
 #define RESPONSE_BLOCK_MAX (256U * 1024U)
-#define RESPONSE_BLOCK_STREAM (16U * 1024U)
+#define RESPONSE_BLOCK_DOCKER_STREAM (16U * 1024U)
+#define RESPONSE_BLOCK_STREAM (4U * 1024U)
 #define MESSAGE_MAX 1024U
 /* A refused request's body up to this size is read and dropped so that the client, still
  * writing it, gets our answer instead of a broken pipe; larger ones close the connection. */
@@ -707,6 +711,17 @@ static int rewrite_pending_as_length(Exchange *x) {
         return 0;
 }
 
+static size_t stream_block_size(const char *content_type) {
+        if (!content_type)
+                return RESPONSE_BLOCK_STREAM;
+        if (strncasecmp(content_type, "application/x-tar", 17) == 0 ||
+            strncasecmp(content_type, "application/octet-stream", 24) == 0)
+                return RESPONSE_BLOCK_MAX;
+        if (strncasecmp(content_type, "application/vnd.docker.", 23) == 0)
+                return RESPONSE_BLOCK_DOCKER_STREAM;
+        return RESPONSE_BLOCK_STREAM;
+}
+
 static enum MHD_Result exchange_finish(Exchange *x, struct MHD_Connection *c) {
         const RequestSettings *rs = &x->settings;
         struct MHD_Response *resp;
@@ -780,7 +795,7 @@ static enum MHD_Result exchange_finish(Exchange *x, struct MHD_Connection *c) {
                 break;
         default:
                 size = MHD_SIZE_UNKNOWN;
-                block = RESPONSE_BLOCK_STREAM;
+                block = stream_block_size(x->up.head.content_type);
         }
 
         if (x->up.body_mode == BODY_LENGTH && size <= x->up.end - x->up.start) {

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The real docker CLIs (28.x and Debian's 20.10) through the proxy, under socket
 # activation, over its TCP and its Unix listener: reads that a policy allows, streams
-# (events, logs -f), and the refusals of the default policy.
+# (events, logs -f, a saved image's tar), and the refusals of the default policy.
 . "$(dirname "$0")/../lib/common.sh"
 
 dsp_dockerd_setup || bail "no Docker daemon"
@@ -21,6 +21,8 @@ dsp_container "$ticker" "$DSP_TEST_IMAGE" \
 	sh -c 'i=0; while :; do echo "line $i"; i=$((i + 1)); sleep 0.2; done' >/dev/null ||
 	bail "docker run directly on the daemon failed"
 server_version=$(dsp_docker version --format '{{.Server.Version}}')
+# docker save gives the same bytes for the same image: a chunked tar stream to compare.
+save_sum=$(timeout 60 "$DSP_DOCKER_CLI" -H "unix://$DSP_DOCKER_SOCK" save "$DSP_TEST_IMAGE" | sha256sum | cut -d' ' -f1)
 
 # ---------------------------------------------------------------------------
 # A policy for a read-mostly tool.
@@ -97,6 +99,10 @@ for cli in "$DSP_CLI_NEW" "$DSP_CLI_OLD"; do
 
 		out=$("${d[@]}" inspect --format '{{.Name}} {{.Id}}' "$created" 2>&1)
 		is "$out" "/$created $created_id" "$cli -H $host inspect: the container made on the daemon"
+
+		sum=$("${d[@]}" save "$DSP_TEST_IMAGE" 2>"$DSP_TMP/save.err" | sha256sum | cut -d' ' -f1)
+		is "$sum" "$save_sum" "$cli -H $host save: the image's tar stream arrives as the daemon sent it (sha256)" ||
+			diag "$(head -c 500 "$DSP_TMP/save.err")"
 
 		events_arrive "$cli" "$host"
 		follow_logs "$cli" "$host"
