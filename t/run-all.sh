@@ -22,26 +22,16 @@ meson compile -C "$build" || { echo "run-all: the build failed"; summary 0 1; ex
 
 # One Docker daemon for the whole run (each test reuses it through DSP_TEST_DOCKER_SOCK).
 . "$top/t/lib/dockerd.sh"
-daemon_dir=$(mktemp -d /tmp/dsp-dockerd.XXXXXX)
-stop_daemon() {
-	[ -n "$daemon_dir" ] || return 0
-	dsp_dockerd_stop "$daemon_dir" 2>/dev/null
-	_dsp_rm_daemon_dir "$daemon_dir"
-	daemon_dir=
-}
-trap 'stop_daemon' EXIT
+trap 'dsp_shared_dockerd_stop' EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
-if dsp_dockerd_start "$daemon_dir"; then
-	export DSP_TEST_DOCKER_SOCK=$DSP_DOCKER_SOCK
-else
+dsp_shared_dockerd_start ||
 	echo "run-all: could not start the shared dockerd; each integration test will try its own"
-fi
 
 # shellcheck disable=SC2086
 meson test -C "$build" --print-errorlogs ${MESON_TEST_ARGS:-}
 meson_rc=$?
-stop_daemon
+dsp_shared_dockerd_stop
 
 log=$build/meson-logs/testlog.json
 if [ ! -s "$log" ]; then

@@ -146,23 +146,12 @@ chmod 755 "$work/bin-asan/docker-socket-proxy" "$work/bin-vg/docker-socket-proxy
 
 # --- one Docker daemon for both runs -----------------------------------------------------------
 . "$top/t/lib/dockerd.sh"
-daemon_dir=
-stop_daemon() {
-	[ -n "$daemon_dir" ] || return 0
-	dsp_dockerd_stop "$daemon_dir" 2>/dev/null
-	_dsp_rm_daemon_dir "$daemon_dir"
-	daemon_dir=
-}
-trap 'stop_daemon; rm -rf "$work"' EXIT
+trap 'dsp_shared_dockerd_stop; rm -rf "$work"' EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
-if [ -n "$have_asan$have_build" ]; then
-	daemon_dir=$(mktemp -d /tmp/dsp-dockerd.XXXXXX)
-	if dsp_dockerd_start "$daemon_dir"; then # its messages are "# " lines on stderr
-		export DSP_TEST_DOCKER_SOCK=$daemon_dir/docker.sock
-	else
-		echo "could not start the shared dockerd; each integration test will try its own" | diag
-	fi
+# Its messages are "# " lines on stderr.
+if [ -n "$have_asan$have_build" ] && ! dsp_shared_dockerd_start; then
+	echo "could not start the shared dockerd; each integration test will try its own" | diag
 fi
 
 # suite_args "A B": --suite A --suite B, one a line
@@ -255,6 +244,6 @@ if [ -n "$have_build" ]; then
 	cp -r "$work/vg" "$build/meson-logs/valgrind"
 fi
 
-stop_daemon
+dsp_shared_dockerd_stop
 echo "total time $(elapsed)" | diag
 finish

@@ -301,35 +301,11 @@ def connect(path, timeout=10):
     return s
 
 
-class Client:
-    """One client connection; requests one at a time, responses parsed by their framing."""
+class Client(dsp.RawClient):
+    """One client connection; requests one at a time."""
 
     def __init__(self, path):
-        self.s = connect(path)
-        self.buf = b""
-        self.eof = False
-
-    def close(self):
-        self.s.close()
-
-    def fill(self):
-        data = self.s.recv(65536)
-        if not data:
-            self.eof = True
-            raise EOFError("the proxy closed the connection")
-        self.buf += data
-
-    def take(self, n):
-        while len(self.buf) < n:
-            self.fill()
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            self.fill()
-        out, self.buf = self.buf.split(b"\r\n", 1)
-        return out
+        super().__init__(connect(path))
 
     def request(self, method, target, extra=b"", body=None):
         """(status, headers, body); status None and the error as body when it failed."""
@@ -338,46 +314,11 @@ class Client:
             req += b"Content-Length: %d\r\n" % len(body)
         req += b"\r\n" + (body or b"")
         try:
-            self.s.sendall(req)
-            return self.response(method)
+            self.send(req)
+            status, headers, body, _closes = self.response(method)
+            return status, headers, body
         except (OSError, EOFError, ValueError) as e:
             return None, {}, ("%s: %s; received %r" % (type(e).__name__, e, self.buf[:300])).encode()
-
-    def response(self, method):
-        while b"\r\n\r\n" not in self.buf:
-            self.fill()
-        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        lines = head.decode("latin-1").split("\r\n")
-        m = re.match(r"HTTP/1\.1 (\d{3}) ", lines[0])
-        if not m:
-            raise ValueError("bad status line %r" % lines[0])
-        headers = {}
-        for h in lines[1:]:
-            k, v = h.split(":", 1)
-            headers[k.strip().lower()] = v.strip()
-        status = int(m.group(1))
-        if method == "HEAD" or status in (204, 304):
-            body = b""
-        elif "chunked" in headers.get("transfer-encoding", "").lower():
-            body = b""
-            while True:
-                size = int(self.line().split(b";")[0], 16)
-                if size == 0:
-                    while self.line() != b"":
-                        pass
-                    break
-                body += self.take(size)
-                self.take(2)
-        elif "content-length" in headers:
-            body = self.take(int(headers["content-length"]))
-        else:
-            try:
-                while True:
-                    self.fill()
-            except EOFError:
-                pass
-            body, self.buf = self.buf, b""
-        return status, headers, body
 
 
 def one(path, method, target, body=None, settled=None):

@@ -157,6 +157,22 @@ dsp_dockerd_setup() {
 	dsp_dockerd_start "$dir"
 }
 
+# For a whole run (t/run-all.sh, t/run-sanitized.sh): one daemon that every test reuses
+# through DSP_TEST_DOCKER_SOCK. Returns non-zero when it could not start (each test then
+# starts its own). dsp_shared_dockerd_stop ends it; calling it again does nothing.
+dsp_shared_dockerd_start() {
+	_dsp_shared_dir=$(mktemp -d /tmp/dsp-dockerd.XXXXXX) || return 1
+	dsp_dockerd_start "$_dsp_shared_dir" || return 1
+	export DSP_TEST_DOCKER_SOCK=$_dsp_shared_dir/docker.sock
+}
+
+dsp_shared_dockerd_stop() {
+	[ -n "${_dsp_shared_dir:-}" ] || return 0
+	dsp_dockerd_stop "$_dsp_shared_dir" 2>/dev/null
+	_dsp_rm_daemon_dir "$_dsp_shared_dir"
+	_dsp_shared_dir=
+}
+
 _dsp_rm_daemon_dir() {
 	# Leave the directory alone if anything is still mounted below it.
 	if ! grep -q " $1/" /proc/self/mountinfo; then

@@ -6,6 +6,7 @@ $DSP_TEST_DOCKER_SOCK when it answers, else one of the test's own).
 
 import http.client
 import os
+import re
 import shutil
 import signal
 import socket
@@ -45,16 +46,6 @@ class Tap:
             self.diag("       got: %r" % (got,))
             self.diag("  expected: %r" % (want,))
         return good
-
-    def todo(self, good, desc, why, *diag):
-        """A check of a known, documented gap: it runs and shows, but does not fail the test."""
-        self.n += 1
-        print("%s %d - %s # TODO %s" % ("ok" if good else "not ok", self.n, desc.replace("#", "\\#"), why),
-              flush=True)
-        if not good:
-            for d in diag:
-                self.diag(d)
-        return bool(good)
 
     def skip(self, desc, why):
         """A check this run cannot make (the tool in the way, not the feature missing)."""
@@ -167,6 +158,112 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(self.timeout)
         self.sock.connect(self.path)
+
+
+class RawClient:
+    """A small HTTP/1.1 client on a raw socket, for tests that must control the bytes sent
+    and see the framing of what comes back (http.client hides both): requests go out as
+    given; responses are read by their framing (Content-Length, chunked, or until close)."""
+
+    def __init__(self, sock):
+        self.s = sock
+        self.buf = b""
+        self.eof = False
+
+    @classmethod
+    def connect(cls, addr, timeout):
+        """addr: a Unix socket's path, or (host, port)."""
+        if isinstance(addr, str):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(timeout)
+            try:
+                s.connect(addr)
+            except OSError:
+                s.close()
+                raise
+        else:
+            s = socket.create_connection(addr, timeout=timeout)
+        return cls(s)
+
+    def close(self):
+        self.s.close()
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def fill(self):
+        data = self.s.recv(65536)
+        if not data:
+            self.eof = True
+            raise EOFError("the proxy closed the connection")
+        self.buf += data
+
+    def take(self, n):
+        while len(self.buf) < n:
+            self.fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            self.fill()
+        out, _, self.buf = self.buf.partition(b"\r\n")
+        return out
+
+    def head(self):
+        """(status, headers), the names lower-case. ValueError for a line that is not HTTP."""
+        while b"\r\n\r\n" not in self.buf:
+            self.fill()
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        m = re.match(r"HTTP/1\.[01] (\d{3})(?: |$)", lines[0])
+        if not m:
+            raise ValueError("bad status line %r" % lines[0])
+        headers = {}
+        for h in lines[1:]:
+            k, sep, v = h.partition(":")
+            if not sep:
+                raise ValueError("bad header line %r" % h)
+            headers[k.strip().lower()] = v.strip()
+        return int(m.group(1)), headers
+
+    def response(self, method="GET"):
+        """(status, headers, body, closes): closes when the answer said "Connection: close" or
+        its body ran until the connection closed."""
+        status, headers = self.head()
+        closes = "close" in headers.get("connection", "").lower()
+        if method == "HEAD" or status < 200 or status in (204, 304):
+            return status, headers, b"", closes
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            body = b""
+            while True:
+                size = int(self.line().split(b";")[0], 16)
+                if size == 0:
+                    while self.line():
+                        pass
+                    break
+                body += self.take(size)
+                self.take(2)
+        elif "content-length" in headers:
+            body = self.take(int(headers["content-length"]))
+        else:
+            body = self.read_to_eof()
+            closes = True
+        return status, headers, body, closes
+
+    def read_to_eof(self):
+        """What is buffered and everything else until the peer closes (or resets)."""
+        out, self.buf = self.buf, b""
+        while True:
+            try:
+                data = self.s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not data:
+                break
+            out += data
+        self.eof = True
+        return out
 
 
 def get(sock_path, path, method="GET"):

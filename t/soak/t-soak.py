@@ -94,87 +94,11 @@ CFG = {}
 
 
 # ------------------------------------------------------------------------------------------
-# A small HTTP/1.1 client on a raw socket (keep-alive, Content-Length and chunked bodies).
+# Connections: dsp.RawClient (keep-alive, Content-Length and chunked bodies).
 
-class Conn:
-    def __init__(self, addr):
-        if addr[0] == "unix":
-            self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.s.settimeout(IO_TIMEOUT)
-            self.s.connect(addr[1])
-        else:
-            self.s = socket.create_connection(addr[1], timeout=IO_TIMEOUT)
-        self.buf = b""
-
-    def close(self):
-        self.s.close()
-
-    def send(self, data):
-        self.s.sendall(data)
-
-    def _fill(self):
-        d = self.s.recv(65536)
-        if not d:
-            raise EOFError("the connection closed")
-        self.buf += d
-
-    def head(self):
-        while b"\r\n\r\n" not in self.buf:
-            self._fill()
-        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        headers = {}
-        for line in lines[1:]:
-            k, _, v = line.partition(":")
-            headers[k.strip().lower()] = v.strip()
-        return status, headers
-
-    def _take(self, n):
-        while len(self.buf) < n:
-            self._fill()
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            self._fill()
-        line, _, self.buf = self.buf.partition(b"\r\n")
-        return line
-
-    def response(self, method="GET"):
-        """(status, headers, body, closes)."""
-        status, headers = self.head()
-        closes = "close" in headers.get("connection", "").lower()
-        if method == "HEAD" or status < 200 or status in (204, 304):
-            return status, headers, b"", closes
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            body = b""
-            while True:
-                size = int(self._line().split(b";")[0], 16)
-                if size == 0:
-                    while self._line():
-                        pass
-                    break
-                body += self._take(size)
-                self._take(2)
-        elif "content-length" in headers:
-            body = self._take(int(headers["content-length"]))
-        else:
-            body = self.read_to_eof()
-            closes = True
-        return status, headers, body, closes
-
-    def read_to_eof(self):
-        out, self.buf = self.buf, b""
-        while True:
-            try:
-                d = self.s.recv(65536)
-            except ConnectionResetError:
-                return out
-            if not d:
-                return out
-            out += d
+def Conn(addr):
+    """addr: ("unix", path) or ("tcp", (host, port))."""
+    return dsp.RawClient.connect(addr[1], IO_TIMEOUT)
 
 
 def request(method, target, body=None, extra=()):
@@ -345,7 +269,7 @@ def run_job(job):
                         status, _h = c.head()
                         problem = None
                         if status == 200 and not c.buf:
-                            c._fill()
+                            c.fill()
                     done += 1
                     note(status, problem)
                 finally:
