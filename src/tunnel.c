@@ -158,6 +158,8 @@ int tunnel_run(int client_fd, int daemon_fd, const void *client_pending, size_t 
         *ret = (TunnelStats) {};
         if (!up_buf || !down_buf)
                 return -ENOMEM;
+        if (client_pending_size > TUNNEL_BUFFER_SIZE || daemon_pending_size > TUNNEL_BUFFER_SIZE)
+                return -ENOBUFS;
         /* splice() has no per-call MSG_DONTWAIT for the sockets' side: the fds themselves must
          * not block, or one direction would wait inside splice() while the other starves. */
         r = fd_nonblock(client_fd, true);
@@ -170,8 +172,6 @@ int tunnel_run(int client_fd, int daemon_fd, const void *client_pending, size_t 
                 up.pipe[0] = up.pipe[1] = -EBADF;
         if (pipe2(down.pipe, O_CLOEXEC | O_NONBLOCK) < 0)
                 down.pipe[0] = down.pipe[1] = -EBADF;
-        if (client_pending_size > TUNNEL_BUFFER_SIZE || daemon_pending_size > TUNNEL_BUFFER_SIZE)
-                return -ENOBUFS;
         memcpy(up.buf, client_pending, client_pending_size);
         up.end = client_pending_size;
         memcpy(down.buf, daemon_pending, daemon_pending_size);
