@@ -36,18 +36,19 @@ int loop_send(int fd, const void *buf, size_t size) {
         return 0;
 }
 
-usec_t now_usec(void) {
+static usec_t clock_usec(clockid_t clock) {
         struct timespec ts;
 
-        clock_gettime(CLOCK_MONOTONIC, &ts);
+        clock_gettime(clock, &ts);
         return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
 }
 
-usec_t now_coarse_usec(void) {
-        struct timespec ts;
+usec_t now_usec(void) {
+        return clock_usec(CLOCK_MONOTONIC);
+}
 
-        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-        return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
+usec_t now_coarse_usec(void) {
+        return clock_usec(CLOCK_MONOTONIC_COARSE);
 }
 
 int fd_wait_for_event(int fd, short events, usec_t timeout) {
