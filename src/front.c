@@ -35,6 +35,11 @@
 /* Connections past the limits are still accepted, up to this many more, to be told 503. */
 #define CONNECTION_HEADROOM 32U
 
+/* MHD takes its idle timeout in whole seconds, and 0 would mean none: round up, at least 1. */
+static unsigned keepalive_seconds(const Config *c) {
+        return (unsigned) MAX((c->keepalive_usec + USEC_PER_SEC - 1) / USEC_PER_SEC, 1ULL);
+}
+
 void settings_snapshot(Server *s, RequestSettings *ret) {
         pthread_rwlock_rdlock(&s->config_lock);
         ret->policy = s->config->policy;
@@ -43,7 +48,7 @@ void settings_snapshot(Server *s, RequestSettings *ret) {
         memcpy(ret->socket_path, s->config->socket_path, n);
         ret->socket_path[n] = '\0';
         ret->timeout_usec = s->config->timeout_usec;
-        ret->keepalive_sec = (unsigned) MAX((s->config->keepalive_usec + USEC_PER_SEC - 1) / USEC_PER_SEC, 1ULL);
+        ret->keepalive_sec = keepalive_seconds(s->config);
         ret->max_connections = s->config->max_connections;
         ret->max_listener_connections = s->config->max_listener_connections;
         pthread_rwlock_unlock(&s->config_lock);
@@ -199,7 +204,7 @@ int server_start(Server *s, Listener *listeners, size_t n_listeners, char **ret_
                 return -ENOMEM;
 
         pthread_rwlock_rdlock(&s->config_lock);
-        keepalive_sec = (unsigned) MAX((s->config->keepalive_usec + USEC_PER_SEC - 1) / USEC_PER_SEC, 1ULL);
+        keepalive_sec = keepalive_seconds(s->config);
         mhd_limit = (s->config->max_listener_connections > 0 ?
                      MIN(s->config->max_listener_connections, s->config->max_connections) :
                      s->config->max_connections) + CONNECTION_HEADROOM;
