@@ -711,13 +711,15 @@ static int rewrite_pending_as_length(Exchange *x) {
         return 0;
 }
 
+/* Whether the daemon's Content-Type (maybe NULL) begins with prefix, in any case. */
+#define CONTENT_TYPE_IS(content_type, prefix) \
+        ((content_type) && strncasecmp((content_type), (prefix), sizeof(prefix) - 1) == 0)
+
 static size_t stream_block_size(const char *content_type) {
-        if (!content_type)
-                return RESPONSE_BLOCK_STREAM;
-        if (strncasecmp(content_type, "application/x-tar", 17) == 0 ||
-            strncasecmp(content_type, "application/octet-stream", 24) == 0)
+        if (CONTENT_TYPE_IS(content_type, "application/x-tar") ||
+            CONTENT_TYPE_IS(content_type, "application/octet-stream"))
                 return RESPONSE_BLOCK_MAX;
-        if (strncasecmp(content_type, "application/vnd.docker.", 23) == 0)
+        if (CONTENT_TYPE_IS(content_type, "application/vnd.docker."))
                 return RESPONSE_BLOCK_DOCKER_STREAM;
         return RESPONSE_BLOCK_STREAM;
 }
