@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
-#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,16 +9,12 @@
 #include "client-gate.h"
 #include "fd-util.h"
 
-/* After a refusal, what the client still sends is read and dropped for a while, so that
- * closing does not reset the connection before the client has read the answer. */
-#define LINGER_USEC (200U * USEC_PER_MSEC)
-#define LINGER_BYTES (256U * 1024U)
-
 static _Atomic(ClientGate *) *gated;
 static unsigned gated_size;
 static ClientGateReport report_refusal;
+static ClientGateLinger linger;
 
-int client_gate_setup(unsigned max_fds, ClientGateReport report) {
+int client_gate_setup(unsigned max_fds, ClientGateReport report, ClientGateLinger linger_after_refusal) {
         /* Lazily backed by the kernel: only the slots of fd numbers in use take memory. */
         _Atomic(ClientGate *) *table = calloc(max_fds, sizeof(*gated));
 
@@ -29,6 +24,7 @@ int client_gate_setup(unsigned max_fds, ClientGateReport report) {
         gated = table;
         gated_size = max_fds;
         report_refusal = report;
+        linger = linger_after_refusal;
         return 0;
 }
 
@@ -68,25 +64,6 @@ static const char *limit_note(size_t limit) {
         return note;
 }
 
-static void linger(int fd) {
-        usec_t deadline = now_usec() + LINGER_USEC;
-        size_t dropped = 0;
-        char buf[4096];
-
-        while (dropped < LINGER_BYTES) {
-                usec_t now = now_usec();
-                ssize_t n;
-
-                if (now >= deadline || fd_wait_for_event(fd, POLLIN, deadline - now) <= 0)
-                        break;
-                n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, NULL, NULL);
-                if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR)))
-                        break;
-                if (n > 0)
-                        dropped += (size_t) n;
-        }
-}
-
 /* The gate's verdict, as the daemon words its errors, then the end of the stream. */
 static void answer(ClientGate *g) {
         char response[512], body[256];
@@ -103,9 +80,9 @@ static void answer(ClientGate *g) {
                      g->gate.status, status_phrase(g->gate.status), b, body);
         (void) send(g->fd, response, (size_t) MIN(n, (int) sizeof(response) - 1), MSG_NOSIGNAL | MSG_DONTWAIT);
         (void) shutdown(g->fd, SHUT_WR);
-        linger(g->fd);
-        /* The parser's next read sees the end of the stream at once. */
-        (void) shutdown(g->fd, SHUT_RD);
+        /* The parser's reads see the end of the stream from now on (g->answered). */
+        if (linger)
+                (void) linger(g);
         if (report_refusal)
                 report_refusal(g);
 }

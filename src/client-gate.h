@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "macro.h"
 #include "request-gate.h"
 
 typedef struct ClientGate {
@@ -25,11 +26,19 @@ typedef struct ClientGate {
         uint64_t completed;  /* requests answered on this connection */
 } ClientGate;
 
-/* Called once per refused connection, in its thread, after the answer is sent. */
+/* After a refusal, what the client still sends should be read and dropped for a while, so
+ * that closing does not reset the connection before the client has read the answer. */
+#define CLIENT_GATE_LINGER_USEC (200U * USEC_PER_MSEC)
+#define CLIENT_GATE_LINGER_BYTES (256U * 1024U)
+
+/* Called once per refused connection, after the answer is sent. */
 typedef void (*ClientGateReport)(ClientGate *g);
+/* Called once per refused connection, after the answer and the end of our stream were sent:
+ * drains what the client still sends (CLIENT_GATE_LINGER_*) without blocking the caller. */
+typedef int (*ClientGateLinger)(ClientGate *g);
 
 /* Sizes the table of gated sockets for fds below max_fds. Call once, before serving. */
-int client_gate_setup(unsigned max_fds, ClientGateReport report);
+int client_gate_setup(unsigned max_fds, ClientGateReport report, ClientGateLinger linger);
 /* Starts gating fd. -EMFILE: fd is beyond the table (the connection must be refused). */
 int client_gate_attach(ClientGate *g, int fd, size_t max_target, size_t max_head);
 /* Stops gating; call before the fd is closed. */

@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* One request: read its head, decide it, forward it to the daemon, and answer with the
- * daemon's response, our refusal or a tunnel. It runs in the connection's thread. */
+ * daemon's response, our refusal or a tunnel. It runs in the event loop's thread and never
+ * blocks: while the daemon's socket is not ready, the connection is suspended, and its
+ * readiness resumes it. Tunnels get a thread of their own. */
+#include <pthread.h>
 #include <stdio.h>
 #include <sys/socket.h>
 
 #include "audit.h"
+#include "event-loop.h"
 #include "fd-util.h"
 #include "front-internal.h"
 #include "http-util.h"
@@ -36,14 +40,31 @@ typedef enum ExchangeState {
         EXCHANGE_REFUSING,   /* refused: the body is dropped, the answer comes at its end */
         EXCHANGE_FORWARDING, /* allowed: the request goes to the daemon */
         EXCHANGE_DISCARDING, /* the daemon failed while the body came in: answer at its end */
+        EXCHANGE_AWAITING_HEAD, /* the request is out: the daemon's answer is awaited */
         EXCHANGE_ANSWERED,   /* a response is queued */
 } ExchangeState;
+
+/* What a suspended exchange waits for. */
+typedef enum Wait {
+        WAIT_NONE,
+        WAIT_DAEMON_WRITABLE,
+        WAIT_DAEMON_READABLE,
+} Wait;
 
 /* One request, from its request line to its completion. */
 typedef struct Exchange {
         Front *front;
         ConnectionState *cs; /* NULL if the connection has none */
+        struct MHD_Connection *connection;
         ExchangeState state;
+        Wait wait;
+        struct Exchange *suspended_prev, *suspended_next; /* in Server.suspended while waiting */
+        EventTimer timer;    /* bounds a wait on the daemon (SOCKET_PROXY_TIMEOUT) */
+        usec_t head_deadline;
+        bool timed_out;
+        bool writable_watched; /* EPOLLOUT is among the daemon socket's events */
+        bool client_watched;   /* the client's socket is watched for its hang-up (streams) */
+        bool client_gone;
         char *raw_target;
         const char *uri_at; /* where MHD's request line holds the target (see exchange_begin) */
         char *method; /* a copy: logged after MHD has reset the request's memory */
@@ -62,24 +83,224 @@ typedef struct Exchange {
         bool poison;       /* serve nothing more on this connection once answered */
         char *retry_head;  /* a GET or HEAD on a kept daemon connection: its head, to send again */
         size_t retry_head_size;
-        char *pending;     /* upgrade requests: the head and body, sent in one write */
-        size_t pending_size;
-        size_t pending_head_size;
+        /* Bytes for the daemon that its socket did not take yet; or, while holding, an upgrade
+         * request's head and body (or a small chunked one's), sent whole at the body's end. */
+        char *out;
+        size_t out_size, out_sent, out_head_size;
+        bool holding;
+        bool sent_any;     /* a byte of the request reached this daemon connection */
+        bool last_chunk_queued;
+        struct MHD_UpgradeResponseHandle *urh; /* a tunnel: its thread's */
+        int tunnel_client;
+        char *tunnel_extra;  /* what the client sent past the upgrade request */
+        size_t tunnel_extra_size;
         unsigned status;
         char error[MESSAGE_MAX];
         usec_t started;
         unsigned long long bytes_in, bytes_out;
 } Exchange;
 
+static EventLoop *loop_of(const Exchange *x) {
+        return x->front->server->loop;
+}
+
+static void suspended_link(Exchange *x) {
+        Server *s = x->front->server;
+
+        x->suspended_prev = NULL;
+        x->suspended_next = s->suspended;
+        if (x->suspended_next)
+                x->suspended_next->suspended_prev = x;
+        s->suspended = x;
+}
+
+static void suspended_unlink(Exchange *x) {
+        Server *s = x->front->server;
+
+        if (x->suspended_prev)
+                x->suspended_prev->suspended_next = x->suspended_next;
+        else if (s->suspended == x)
+                s->suspended = x->suspended_next;
+        if (x->suspended_next)
+                x->suspended_next->suspended_prev = x->suspended_prev;
+        x->suspended_prev = x->suspended_next = NULL;
+}
+
+/* The daemon socket's events: EPOLLOUT only while a send waits, since every read the daemon
+ * makes would report it. */
+#define DAEMON_EVENTS (EPOLLIN | EPOLLRDHUP | EPOLLET)
+
+static void exchange_resume(Exchange *x) {
+        EventLoop *l = loop_of(x);
+
+        if (x->wait == WAIT_NONE)
+                return;
+        if (x->writable_watched && event_loop_modify(l, x->up.fd, DAEMON_EVENTS) >= 0)
+                x->writable_watched = false;
+        x->wait = WAIT_NONE;
+        event_loop_timer_disarm(l, &x->timer);
+        suspended_unlink(x);
+        MHD_resume_connection(x->connection);
+}
+
+static void on_wait_timeout(EventLoop *l, EventTimer *t) {
+        Exchange *x = container_of(t, Exchange, timer);
+
+        x->timed_out = true;
+        exchange_resume(x);
+}
+
+/* MHD calls the exchange again once exchange_resume() ran: when the daemon's socket is
+ * ready, the deadline passed (x->timed_out), the client hung up or the proxy stops. */
+static void exchange_suspend(Exchange *x, Wait wait, usec_t deadline) {
+        EventLoop *l = loop_of(x);
+
+        if (wait == WAIT_DAEMON_WRITABLE && !x->writable_watched &&
+            event_loop_modify(l, x->up.fd, DAEMON_EVENTS | EPOLLOUT) >= 0)
+                x->writable_watched = true;
+        x->timed_out = false;
+        if (deadline != USEC_INFINITY)
+                event_loop_timer_arm(l, &x->timer, deadline, on_wait_timeout);
+        x->wait = wait;
+        suspended_link(x);
+        MHD_suspend_connection(x->connection);
+}
+
+static void on_daemon_ready(EventLoop *l, int fd, uint32_t events, void *userdata) {
+        Exchange *x = userdata;
+        uint32_t wanted = x->wait == WAIT_DAEMON_WRITABLE ? EPOLLOUT :
+                x->wait == WAIT_DAEMON_READABLE ? EPOLLIN | EPOLLRDHUP : 0;
+
+        /* Others are edges left over from what the exchange already read or sent. */
+        if (events & (wanted | EPOLLHUP | EPOLLERR))
+                exchange_resume(x);
+}
+
+static void on_client_hangup(EventLoop *l, int fd, uint32_t events, void *userdata) {
+        Exchange *x = userdata;
+
+        x->client_gone = true;
+        event_loop_remove(l, fd);
+        x->client_watched = false;
+        exchange_resume(x);
+}
+
+/* A kept daemon connection that becomes readable was closed by the daemon, unless the event
+ * is an edge left from its last response. */
+static void on_idle_daemon_event(EventLoop *l, int fd, uint32_t events, void *userdata) {
+        char byte;
+
+        if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) &&
+            recvfrom(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT, NULL, NULL) < 0 && errno == EAGAIN)
+                return;
+        event_loop_forget(l, fd);
+        (void) upstream_drop_idle(fd);
+}
+
+void exchange_forget_idle(int fd, void *userdata) {
+        event_loop_forget(userdata, fd);
+}
+
+static void daemon_close(Exchange *x) {
+        if (x->up.fd >= 0)
+                event_loop_forget(loop_of(x), x->up.fd);
+        x->writable_watched = false;
+        upstream_done(&x->up);
+}
+
+static int daemon_connect(Exchange *x, bool reuse) {
+        int r = upstream_connect(&x->up, x->settings.socket_path, reuse);
+
+        if (r < 0)
+                return r;
+        if (x->up.reused)
+                event_loop_retarget(loop_of(x), x->up.fd, on_daemon_ready, x);
+        else {
+                r = event_loop_add(loop_of(x), x->up.fd, DAEMON_EVENTS, on_daemon_ready, x);
+                if (r < 0)
+                        upstream_done(&x->up);
+        }
+        x->sent_any = false;
+        return r;
+}
+
+/* Sends what is left in x->out. 0 once it is all out, -EAGAIN, or -errno. */
+static int flush_out(Exchange *x) {
+        while (x->out_sent < x->out_size) {
+                struct iovec v = { .iov_base = x->out + x->out_sent, .iov_len = x->out_size - x->out_sent };
+                ssize_t k = upstream_send(&x->up, &v, 1);
+
+                if (k < 0)
+                        return (int) k;
+                x->sent_any = true;
+                x->out_sent += (size_t) k;
+        }
+        x->out = mfree_ptr(x->out);
+        x->out_size = x->out_sent = 0;
+        return 0;
+}
+
+/* Sends iov as far as the daemon's socket takes it now, and keeps the rest in x->out (which
+ * must be empty) for flush_out(). 0 when all is out, -EAGAIN when some is kept, or -errno. */
+static int send_or_keep(Exchange *x, const struct iovec *iov, size_t n) {
+        size_t total = 0, skip, at = 0;
+        ssize_t k;
+
+        for (size_t i = 0; i < n; i++)
+                total += iov[i].iov_len;
+        k = upstream_send(&x->up, iov, n);
+        if (k < 0 && k != -EAGAIN)
+                return (int) k;
+        if (k > 0)
+                x->sent_any = true;
+        skip = k > 0 ? (size_t) k : 0;
+        if (skip == total)
+                return 0;
+        x->out = malloc(total - skip);
+        if (!x->out)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                size_t len = iov[i].iov_len, from = MIN(skip, len);
+
+                memcpy(x->out + at, (const char *) iov[i].iov_base + from, len - from);
+                at += len - from;
+                skip -= from;
+        }
+        x->out_size = at;
+        x->out_sent = 0;
+        return -EAGAIN;
+}
+
+static int out_append(Exchange *x, const void *data, size_t size) {
+        char *p = realloc(x->out, x->out_size + size);
+
+        if (!p)
+                return -ENOMEM;
+        memcpy(p + x->out_size, data, size);
+        x->out = p;
+        x->out_size += size;
+        return 0;
+}
+
 static Exchange *exchange_free(Exchange *x) {
+        EventLoop *l;
+
         if (!x)
                 return NULL;
-        upstream_done(&x->up);
+        l = loop_of(x);
+        event_loop_timer_disarm(l, &x->timer);
+        if (x->wait != WAIT_NONE)
+                suspended_unlink(x);
+        x->wait = WAIT_NONE;
+        if (x->client_watched)
+                event_loop_remove(l, x->client_fd);
+        daemon_close(x);
         http_target_done(&x->target);
         free(x->raw_target);
         free(x->method);
         free(x->retry_head);
-        free(x->pending);
+        free(x->out);
+        free(x->tunnel_extra);
         /* Kept for the connection's next request: an Exchange is too large for malloc's
          * per-thread cache, and each new one made malloc sort its free lists. */
         if (x->cs && !x->cs->spare_exchange)
@@ -97,9 +318,10 @@ void *exchange_on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
 
         if (!x)
                 return NULL;
-        *x = (Exchange) { .front = f, .cs = cs };
+        *x = (Exchange) { .front = f, .cs = cs, .connection = c };
         x->up = UPSTREAM_NULL;
         x->client_fd = -EBADF;
+        x->tunnel_client = -EBADF;
         x->started = now_usec();
         x->raw_target = strdup(uri);
         if (!x->raw_target)
@@ -372,7 +594,7 @@ static enum MHD_Result daemon_failed(Exchange *x, struct MHD_Connection *c, cons
                 snprintf(msg, sizeof(msg), "the Docker daemon at %s failed to answer: %s", rs->socket_path,
                          errno_explain(r));
 
-        upstream_done(&x->up);
+        daemon_close(x);
         x->status = status;
         audit(x, AUDIT_FAILED, msg);
         snprintf(x->error, sizeof(x->error), "%s", msg);
@@ -521,7 +743,7 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
         repeatable = !x->upgrade && !x->chunked_body && (streq(method, "GET") || streq(method, "HEAD")) &&
                 (!(cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH)) ||
                  streq(cl, "0"));
-        r = upstream_connect(&x->up, rs->socket_path, rs->timeout_usec, !x->upgrade);
+        r = daemon_connect(x, !x->upgrade);
         if (r < 0)
                 return daemon_failed(x, c, rs, r, true);
 
@@ -530,76 +752,128 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
         if (r < 0)
                 return MHD_NO;
         if (x->upgrade || x->chunked_body) {
-                x->pending = TAKE_PTR(head_buf);
-                x->pending_size = x->pending_head_size = head.size;
+                x->out = TAKE_PTR(head_buf);
+                x->out_size = x->out_head_size = head.size;
+                x->holding = true;
                 return MHD_YES;
         }
-        r = upstream_send(&x->up, head.buf, head.size);
-        if (r < 0 && upstream_stale(&x->up, r)) {
+        r = send_or_keep(x, &(struct iovec) { .iov_base = head.buf, .iov_len = head.size }, 1);
+        if (r < 0 && r != -EAGAIN && !x->sent_any && upstream_stale(&x->up, r)) {
                 /* Nothing reached the daemon: any request may go again. */
-                upstream_done(&x->up);
-                r = upstream_connect(&x->up, rs->socket_path, rs->timeout_usec, false);
+                daemon_close(x);
+                r = daemon_connect(x, false);
                 if (r >= 0)
-                        r = upstream_send(&x->up, head.buf, head.size);
+                        r = send_or_keep(x, &(struct iovec) { .iov_base = head.buf, .iov_len = head.size }, 1);
         }
-        if (r < 0)
+        if (r < 0 && r != -EAGAIN)
                 return daemon_failed(x, c, rs, r, true);
         if (x->up.reused && repeatable) {
                 x->retry_head = TAKE_PTR(head_buf);
                 x->retry_head_size = head.size;
         }
+        if (r == -EAGAIN)
+                exchange_suspend(x, WAIT_DAEMON_WRITABLE, now_coarse_usec() + rs->timeout_usec);
         return MHD_YES;
 }
 
+/* The daemon stopped reading the request body: the rest is dropped, and 502 comes at its end. */
+static void body_failed(Exchange *x, int r) {
+        snprintf(x->error, sizeof(x->error), "the Docker daemon stopped reading the request body: %s",
+                 errno_explain(r));
+        x->state = EXCHANGE_DISCARDING;
+}
+
+/* The held request (head, then body) grew too large to hold: it goes now, its body so far as
+ * the first chunk. */
+static int release_held_as_chunked(Exchange *x) {
+        size_t body = x->out_size - x->out_head_size;
+        char head[32], *p;
+        int n = snprintf(head, sizeof(head), "%zx\r\n", body);
+
+        p = malloc(x->out_size + (size_t) n + 2);
+        if (!p)
+                return -ENOMEM;
+        memcpy(p, x->out, x->out_head_size);
+        memcpy(p + x->out_head_size, head, (size_t) n);
+        memcpy(p + x->out_head_size + n, x->out + x->out_head_size, body);
+        memcpy(p + x->out_size + n, "\r\n", 2);
+        free(x->out);
+        x->out = p;
+        x->out_size += (size_t) n + 2;
+        x->holding = false;
+        return 0;
+}
+
 static enum MHD_Result forward_body(Exchange *x, const char *data, size_t *size) {
+        usec_t timeout = x->settings.timeout_usec;
         int r;
 
-        x->bytes_in += *size;
-        if (x->state == EXCHANGE_FORWARDING && x->pending) {
-                char *p;
+        if (x->state == EXCHANGE_FORWARDING && x->holding) {
+                size_t body = x->out_size - x->out_head_size;
 
-                if (x->pending_size - x->pending_head_size + *size > UPGRADE_BODY_MAX && !x->upgrade) {
-                        /* Too large to hold back: stream it (the head, what we have, then the rest). */
-                        r = upstream_send(&x->up, x->pending, x->pending_head_size);
-                        if (r >= 0 && x->pending_size > x->pending_head_size)
-                                r = upstream_send_chunk(&x->up, x->pending + x->pending_head_size,
-                                                        x->pending_size - x->pending_head_size);
-                        if (r >= 0)
-                                r = upstream_send_chunk(&x->up, data, *size);
-                        x->pending = mfree_ptr(x->pending);
-                        if (r < 0) {
-                                snprintf(x->error, sizeof(x->error), "the Docker daemon stopped reading the request "
-                                         "body: %s", errno_explain(r));
-                                x->state = EXCHANGE_DISCARDING;
-                        }
-                } else if (x->pending_size - x->pending_head_size + *size > UPGRADE_BODY_MAX) {
+                if (body + *size > UPGRADE_BODY_MAX && x->upgrade) {
                         snprintf(x->error, sizeof(x->error), "the body of a request that switches protocols may "
                                  "hold at most %u bytes", UPGRADE_BODY_MAX);
                         x->status = 413;
                         x->state = EXCHANGE_REFUSING;
-                } else if (!(p = realloc(x->pending, x->pending_size + *size)))
+                } else if (body + *size <= UPGRADE_BODY_MAX) {
+                        if (out_append(x, data, *size) < 0)
+                                return MHD_NO;
+                } else if (release_held_as_chunked(x) < 0)
+                        /* Too large to hold back: stream it (the head, what we have, then the rest). */
                         return MHD_NO;
-                else {
-                        x->pending = p;
-                        memcpy(x->pending + x->pending_size, data, *size);
-                        x->pending_size += *size;
-                }
-        } else if (x->state == EXCHANGE_FORWARDING) {
-                r = x->chunked_body ? upstream_send_chunk(&x->up, data, *size) : upstream_send(&x->up, data, *size);
-                if (r < 0) {
-                        snprintf(x->error, sizeof(x->error), "the Docker daemon stopped reading the request body: %s",
-                                 errno_explain(r));
-                        x->state = EXCHANGE_DISCARDING;
-                }
         }
+        if (x->state == EXCHANGE_FORWARDING && !x->holding) {
+                char head[32];
+                struct iovec v[3];
+                size_t n = 0;
+
+                r = flush_out(x);
+                if (r == -EAGAIN && !x->timed_out) {
+                        /* MHD keeps the data until the daemon takes what came before it. */
+                        exchange_suspend(x, WAIT_DAEMON_WRITABLE, now_coarse_usec() + timeout);
+                        return MHD_YES;
+                }
+                if (r == -EAGAIN)
+                        r = -ETIMEDOUT;
+                if (r >= 0 && x->chunked_body) {
+                        v[n++] = (struct iovec) { .iov_base = head,
+                                                  .iov_len = (size_t) snprintf(head, sizeof(head), "%zx\r\n", *size) };
+                        v[n++] = (struct iovec) { .iov_base = (void *) data, .iov_len = *size };
+                        v[n++] = (struct iovec) { .iov_base = (void *) "\r\n", .iov_len = 2 };
+                } else if (r >= 0)
+                        v[n++] = (struct iovec) { .iov_base = (void *) data, .iov_len = *size };
+                if (r >= 0)
+                        r = send_or_keep(x, v, n);
+                if (r == -EAGAIN)
+                        exchange_suspend(x, WAIT_DAEMON_WRITABLE, now_coarse_usec() + timeout);
+                else if (r < 0)
+                        body_failed(x, r);
+        }
+        x->bytes_in += *size;
         *size = 0;
         return MHD_YES;
 }
 
 static ssize_t read_response_body(void *cls, uint64_t pos, char *buf, size_t max) {
         Exchange *x = cls;
-        ssize_t n = upstream_read_body(&x->up, buf, max, x->client_fd, x->front->server->cancel_fd);
+        ssize_t n;
 
+        if (x->front->server->cancelling)
+                n = -ECANCELED;
+        else if (x->client_gone)
+                n = -EPIPE;
+        else
+                n = upstream_read_body(&x->up, buf, max);
+        if (n == -EAGAIN) {
+                /* A stream waits for the daemon. MHD does not watch a suspended connection's
+                 * client, so we do: a client that leaves ends the stream. */
+                if (!x->client_watched && x->client_fd >= 0 &&
+                    event_loop_add(loop_of(x), x->client_fd, EPOLLRDHUP | EPOLLET, on_client_hangup, x) >= 0)
+                        x->client_watched = true;
+                exchange_suspend(x, WAIT_DAEMON_READABLE, USEC_INFINITY);
+                return 0;
+        }
         if (n > 0) {
                 x->bytes_out += (unsigned long long) n;
                 return n;
@@ -614,8 +888,24 @@ static ssize_t read_response_body(void *cls, uint64_t pos, char *buf, size_t max
         else
                 log_warning_errno((int) n, "The Docker daemon broke off the response to %s %s on '%s': %m",
                                   x->method, x->raw_target, x->front->name);
-        upstream_done(&x->up);
+        daemon_close(x);
         return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+void exchange_end_streams(Server *s) {
+        Exchange *next;
+
+        s->cancelling = true;
+        for (Exchange *x = s->suspended; x; x = next) {
+                next = x->suspended_next;
+                if (x->state == EXCHANGE_ANSWERED)
+                        exchange_resume(x);
+        }
+}
+
+void exchange_resume_all(Server *s) {
+        while (s->suspended)
+                exchange_resume(s->suspended);
 }
 
 static enum MHD_Result add_response_headers(struct MHD_Response *resp, const HttpResponseHead *h) {
@@ -636,19 +926,15 @@ static enum MHD_Result add_response_headers(struct MHD_Response *resp, const Htt
         return MHD_YES;
 }
 
-static void on_upgraded(void *cls, struct MHD_Connection *c, void *con_cls, const char *extra_in,
-                        size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh) {
-        Exchange *x = cls;
+static void *tunnel_thread(void *userdata) {
+        Exchange *x = userdata;
         Server *s = x->front->server;
         TunnelStats stats;
         char reason[256];
         int r;
 
-        /* Thread-per-connection: this runs in the connection's thread and may block. */
-        atomic_fetch_add(&s->counters.tunnels, 1);
-        r = tunnel_run(sock, x->up.fd, extra_in, extra_in_size, x->up.buf + x->up.start, x->up.end - x->up.start,
-                       s->cancel_fd, &stats);
-        atomic_fetch_sub(&s->counters.tunnels, 1);
+        r = tunnel_run(x->tunnel_client, x->up.fd, x->tunnel_extra, x->tunnel_extra_size, x->up.buf + x->up.start,
+                       x->up.end - x->up.start, s->cancel_fd, &stats);
 
         x->bytes_in += stats.client_to_daemon;
         x->bytes_out += stats.daemon_to_client;
@@ -660,8 +946,48 @@ static void on_upgraded(void *cls, struct MHD_Connection *c, void *con_cls, cons
         x->tunnel_logged = true;
 
         upstream_done(&x->up);
-        /* Never close(sock): MHD owns it and closes it on this action. */
-        (void) MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        /* Never close the client's socket: MHD owns it and closes it on this action, in the
+         * loop's thread, which then completes (and frees) the exchange. MHD's own wake-up
+         * can be consumed by a run of the loop that is past looking for it: wake it again. */
+        (void) MHD_upgrade_action(x->urh, MHD_UPGRADE_ACTION_CLOSE);
+        event_loop_wake(s->loop);
+        atomic_fetch_sub(&s->counters.tunnels, 1);
+        return NULL;
+}
+
+static void on_upgraded(void *cls, struct MHD_Connection *c, void *con_cls, const char *extra_in,
+                        size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh) {
+        Exchange *x = cls;
+        Server *s = x->front->server;
+        pthread_attr_t attr;
+        pthread_t thread;
+        int r = -ENOMEM;
+
+        /* A tunnel blocks, so it runs in a thread of its own, which owns the daemon's socket. */
+        event_loop_remove(loop_of(x), x->up.fd);
+        x->urh = urh;
+        x->tunnel_client = sock;
+        if (extra_in_size > 0) {
+                x->tunnel_extra = malloc(extra_in_size);
+                if (x->tunnel_extra) {
+                        memcpy(x->tunnel_extra, extra_in, extra_in_size);
+                        x->tunnel_extra_size = extra_in_size;
+                }
+        }
+        atomic_fetch_add(&s->counters.tunnels, 1);
+        if (x->tunnel_extra_size == extra_in_size && pthread_attr_init(&attr) == 0) {
+                (void) pthread_attr_setstacksize(&attr, THREAD_STACK_SIZE);
+                (void) pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+                r = -pthread_create(&thread, &attr, tunnel_thread, x);
+                pthread_attr_destroy(&attr);
+        }
+        if (r < 0) {
+                log_warning_errno(r, "Cannot start the tunnel for %s %s on '%s': %m", x->method, x->raw_target,
+                                  x->front->name);
+                upstream_done(&x->up);
+                atomic_fetch_sub(&s->counters.tunnels, 1);
+                (void) MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        }
 }
 
 static enum MHD_Result exchange_upgrade(Exchange *x, struct MHD_Connection *c, const RequestSettings *rs) {
@@ -687,27 +1013,27 @@ static enum MHD_Result exchange_upgrade(Exchange *x, struct MHD_Connection *c, c
 }
 
 /* The head said "Transfer-Encoding: chunked"; the whole body is here, so say its length. */
-static int rewrite_pending_as_length(Exchange *x) {
+static int rewrite_held_as_length(Exchange *x) {
         static const char te[] = "Transfer-Encoding: chunked\r\n";
-        size_t body = x->pending_size - x->pending_head_size;
+        size_t body = x->out_size - x->out_head_size;
         char cl[48], *p, *at;
         int n;
 
-        at = memmem(x->pending, x->pending_head_size, te, sizeof(te) - 1);
+        at = memmem(x->out, x->out_head_size, te, sizeof(te) - 1);
         if (!at)
                 return 0;
         n = snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n", body);
-        p = malloc(x->pending_size - (sizeof(te) - 1) + (size_t) n);
+        p = malloc(x->out_size - (sizeof(te) - 1) + (size_t) n);
         if (!p)
                 return -ENOMEM;
-        size_t before = (size_t) (at - x->pending), after = x->pending_size - before - (sizeof(te) - 1);
-        memcpy(p, x->pending, before);
+        size_t before = (size_t) (at - x->out), after = x->out_size - before - (sizeof(te) - 1);
+        memcpy(p, x->out, before);
         memcpy(p + before, cl, (size_t) n);
         memcpy(p + before + (size_t) n, at + sizeof(te) - 1, after);
-        free(x->pending);
-        x->pending = p;
-        x->pending_size = before + (size_t) n + after;
-        x->pending_head_size = x->pending_head_size - (sizeof(te) - 1) + (size_t) n;
+        free(x->out);
+        x->out = p;
+        x->out_size = before + (size_t) n + after;
+        x->out_head_size = x->out_head_size - (sizeof(te) - 1) + (size_t) n;
         return 0;
 }
 
@@ -738,38 +1064,57 @@ static enum MHD_Result exchange_finish(Exchange *x, struct MHD_Connection *c) {
                 return respond_json(x, c, 502, x->error, false);
         }
 
-        if (x->pending) {
-                /* The client's chunked body is sent with a Content-Length: we have it whole. */
-                if (x->chunked_body) {
-                        r = rewrite_pending_as_length(x);
-                        if (r < 0)
+        if (x->state == EXCHANGE_FORWARDING) {
+                if (x->holding) {
+                        /* The client's chunked body is sent with a Content-Length: we have it whole. */
+                        if (x->chunked_body && rewrite_held_as_length(x) < 0)
                                 return MHD_NO;
+                        x->holding = false;
+                } else if (x->chunked_body && !x->last_chunk_queued) {
+                        if (out_append(x, "0\r\n\r\n", 5) < 0)
+                                return MHD_NO;
+                        x->last_chunk_queued = true;
                 }
-                r = upstream_send(&x->up, x->pending, x->pending_size);
-                if (r < 0 && upstream_stale(&x->up, r)) {
+                r = flush_out(x);
+                if (r < 0 && r != -EAGAIN && !x->sent_any && upstream_stale(&x->up, r)) {
                         /* A kept connection the daemon had closed: nothing reached it. */
-                        upstream_done(&x->up);
-                        r = upstream_connect(&x->up, rs->socket_path, rs->timeout_usec, false);
+                        daemon_close(x);
+                        r = daemon_connect(x, false);
                         if (r >= 0)
-                                r = upstream_send(&x->up, x->pending, x->pending_size);
+                                r = flush_out(x);
                 }
-                x->pending = mfree_ptr(x->pending);
+                if (r == -EAGAIN && !x->timed_out) {
+                        exchange_suspend(x, WAIT_DAEMON_WRITABLE, now_coarse_usec() + rs->timeout_usec);
+                        return MHD_YES;
+                }
+                if (r == -EAGAIN)
+                        r = -ETIMEDOUT;
                 if (r < 0)
                         return daemon_failed(x, c, rs, r, false);
-        } else if (x->chunked_body) {
-                r = upstream_send_chunk(&x->up, NULL, 0);
-                if (r < 0)
-                        return daemon_failed(x, c, rs, r, false);
+                /* The daemon cannot have answered in the microseconds since: wait rather than try. */
+                x->state = EXCHANGE_AWAITING_HEAD;
+                x->head_deadline = now_coarse_usec() + rs->timeout_usec;
+                exchange_suspend(x, WAIT_DAEMON_READABLE, x->head_deadline);
+                return MHD_YES;
         }
 
-        r = upstream_read_head(&x->up, x->method, rs->timeout_usec);
+        r = x->timed_out ? -ETIMEDOUT : upstream_read_head(&x->up, x->method);
+        if (r == -EAGAIN) {
+                exchange_suspend(x, WAIT_DAEMON_READABLE, x->head_deadline);
+                return MHD_YES;
+        }
         if (r < 0 && x->retry_head && upstream_stale(&x->up, r)) {
-                upstream_done(&x->up);
-                r = upstream_connect(&x->up, rs->socket_path, rs->timeout_usec, false);
-                if (r >= 0)
-                        r = upstream_send(&x->up, x->retry_head, x->retry_head_size);
-                if (r >= 0)
-                        r = upstream_read_head(&x->up, x->method, rs->timeout_usec);
+                /* The request goes again, once, on a new connection. */
+                daemon_close(x);
+                r = daemon_connect(x, false);
+                if (r >= 0) {
+                        free(x->out);
+                        x->out = TAKE_PTR(x->retry_head);
+                        x->out_size = x->retry_head_size;
+                        x->out_sent = 0;
+                        x->state = EXCHANGE_FORWARDING;
+                        return exchange_finish(x, c);
+                }
         }
         if (r < 0)
                 return daemon_failed(x, c, rs, r, false);
@@ -832,12 +1177,13 @@ enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *c, const c
         if (!x)
                 return respond_json(NULL, c, 500, "out of memory", true);
 
-        /* Until the body (if any) is in, each call leaves us waiting on the client. */
+        /* Until the body (if any) is in, each call leaves us waiting on the client, unless the
+         * exchange was suspended to wait on the daemon. */
         switch (x->state) {
         case EXCHANGE_NEW:
                 wait_on_client(cs, false, false);
                 r = exchange_begin(x, c, method, version);
-                wait_on_client(cs, true, true);
+                wait_on_client(cs, x->wait == WAIT_NONE, true);
                 return r;
         case EXCHANGE_REFUSING:
                 if (*upload_data_size > 0) {
@@ -852,10 +1198,12 @@ enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *c, const c
                 if (*upload_data_size > 0) {
                         wait_on_client(cs, false, true);
                         r = forward_body(x, upload_data, upload_data_size);
-                        wait_on_client(cs, true, true);
+                        wait_on_client(cs, x->wait == WAIT_NONE, true);
                         return r;
                 }
                 wait_on_client(cs, false, false);
+                return exchange_finish(x, c);
+        case EXCHANGE_AWAITING_HEAD:
                 return exchange_finish(x, c);
         case EXCHANGE_ANSWERED:
                 /* MHD still hands us the body of a request we answered early: drop it. */
@@ -896,7 +1244,9 @@ void exchange_on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                 /* Our answer is out; the end of the stream tells the client nothing follows. */
                 if (x->client_fd >= 0)
                         (void) shutdown(x->client_fd, SHUT_WR);
-        } else if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+        } else if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && !x->urh) {
+                /* Not after a tunnel: its connection ends, and MHD completes it holding the
+                 * lock that setting an option takes. */
                 RequestSettings rs;
 
                 if (cs) {
@@ -906,8 +1256,15 @@ void exchange_on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                 settings_snapshot(s, &rs);
                 (void) MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, rs.keepalive_sec);
         }
-        if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && x->up.fd >= 0)
-                upstream_release(&x->up, x->settings.socket_path);
+        if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && x->up.fd >= 0 && x->wait == WAIT_NONE) {
+                /* Kept for the next request, and watched meanwhile for the daemon closing it. */
+                EventLoop *l = loop_of(x);
+                int fd = x->up.fd;
+
+                event_loop_retarget(l, fd, on_idle_daemon_event, NULL);
+                if (upstream_release(&x->up, x->settings.socket_path) < 0)
+                        event_loop_forget(l, fd);
+        }
         *con_cls = exchange_free(x);
         if (cs)
                 client_gate_request_done(&cs->gate);

@@ -8,9 +8,16 @@
 #include <stdatomic.h>
 
 #include "client-gate.h"
+#include "event-loop.h"
 #include "front.h"
 #include "peer.h"
 #include "policy.h"
+
+/* A tunnel's thread's stack: only its touched pages (a few) are resident, whatever its size.
+ * Not smaller: glibc keeps up to 40 MiB of ended threads' stacks for reuse, with three pages
+ * of each still resident, so 256 KiB stacks left 160 of them (1.9 MiB) after a burst, and
+ * 1 MiB stacks leave 40. */
+#define THREAD_STACK_SIZE (1024U * 1024U)
 
 typedef struct Front {
         Server *server;
@@ -18,6 +25,9 @@ typedef struct Front {
         int listen_fd;
         char *name;
         atomic_ulong connections;
+        unsigned connection_limit;  /* MHD's */
+        bool overflow_watched;      /* the loop answers 503 to what MHD, at its limit, leaves waiting */
+        bool overflow_blocked;      /* ... not now: no fd was left to accept with */
 } Front;
 
 /* One per client connection, for as long as it is open; listed in the Server so that
@@ -64,3 +74,9 @@ enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *c, const c
                                     void **con_cls);
 void exchange_on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                            enum MHD_RequestTerminationCode toe);
+/* Ends the streams that wait on the daemon, and any that would: the proxy is stopping. */
+void exchange_end_streams(Server *s);
+/* Resumes every suspended exchange: MHD stops only without suspended connections. */
+void exchange_resume_all(Server *s);
+/* For upstream_expire_idle(): the loop (userdata) stops watching the kept connection fd. */
+void exchange_forget_idle(int fd, void *userdata);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Listeners, connections and their limits, the request gate's hooks, the reaper, and the
  * server's start and stop. What a request does is in exchange.c. */
+#include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
 #include <microhttpd.h>
@@ -23,11 +24,11 @@
  * 128 query arguments and 32 trailer fields, and the response head. MHD zeroes all of it after every request, so it is
  * kept no larger than that. */
 #define CONNECTION_MEMORY(max_header_bytes) ((max_header_bytes) + 24U * 1024U)
-/* A connection thread's stack: only its touched pages (a few) are resident, whatever its
- * size. Not smaller: glibc keeps up to 40 MiB of ended threads' stacks for reuse, with
- * three pages of each still resident, so 256 KiB stacks left 160 of them (1.9 MiB) after a
- * burst of 1,000 streams, and 1 MiB stacks leave 40. */
-#define THREAD_STACK_SIZE (1024U * 1024U)
+/* How long streams and tunnels have to end once told to, when the proxy stops. */
+#define STOP_GRACE_USEC (2U * USEC_PER_SEC)
+
+/* How often the loop closes the daemon connections kept too long, at most. */
+#define IDLE_CHECK_USEC USEC_PER_SEC
 
 /* The gate's table has a slot per fd number; connections on higher numbers are refused. */
 #define GATED_FDS_MAX (1U << 20)
@@ -135,6 +136,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         } else {
                 atomic_fetch_sub(&s->counters.connections, 1);
                 atomic_fetch_sub(&f->connections, 1);
+                s->connection_closed = true;
                 cs = *socket_context;
                 if (!cs)
                         return;
@@ -151,6 +153,201 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
                 free(cs->spare_exchange);
                 *socket_context = mfree_ptr(cs);
         }
+}
+
+/* A refused connection's other reference: its socket stays open after MHD closes it, until
+ * the client stopped sending or the time is up. */
+typedef struct Lingering {
+        struct Lingering *prev, *next;
+        Server *server;
+        EventTimer timer;
+        int fd;
+        size_t dropped;
+} Lingering;
+
+static void lingering_end(Lingering *lg) {
+        Server *s = lg->server;
+
+        event_loop_timer_disarm(s->loop, &lg->timer);
+        event_loop_forget(s->loop, lg->fd);
+        safe_close(lg->fd);
+        if (lg->prev)
+                lg->prev->next = lg->next;
+        else
+                s->lingering = lg->next;
+        if (lg->next)
+                lg->next->prev = lg->prev;
+        free(lg);
+}
+
+static void on_lingering_timeout(EventLoop *l, EventTimer *t) {
+        lingering_end(container_of(t, Lingering, timer));
+}
+
+static void on_lingering_readable(EventLoop *l, int fd, uint32_t events, void *userdata) {
+        Lingering *lg = userdata;
+        char buf[4096];
+
+        while (lg->dropped < CLIENT_GATE_LINGER_BYTES) {
+                ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, NULL, NULL);
+
+                if (n > 0)
+                        lg->dropped += (size_t) n;
+                else if (n < 0 && errno == EINTR)
+                        continue;
+                else if (n < 0 && errno == EAGAIN)
+                        return;
+                else
+                        break;
+        }
+        lingering_end(lg);
+}
+
+/* The gate refused a request (in the loop's thread): a second fd keeps the socket open
+ * after MHD closes its own, and the loop drains it. */
+static int on_gate_linger(ClientGate *g) {
+        ConnectionState *cs = container_of(g, ConnectionState, gate);
+        Server *s = cs->front->server;
+        Lingering *lg = calloc(1, sizeof(Lingering));
+        int r;
+
+        if (!lg)
+                return -ENOMEM;
+        lg->server = s;
+        lg->fd = fcntl(g->fd, F_DUPFD_CLOEXEC, 3);
+        if (lg->fd < 0) {
+                free(lg);
+                return -errno;
+        }
+        r = event_loop_add(s->loop, lg->fd, EPOLLIN | EPOLLRDHUP | EPOLLET, on_lingering_readable, lg);
+        if (r < 0) {
+                safe_close(lg->fd);
+                free(lg);
+                return r;
+        }
+        lg->next = s->lingering;
+        if (lg->next)
+                lg->next->prev = lg;
+        s->lingering = lg;
+        event_loop_timer_arm(s->loop, &lg->timer, now_coarse_usec() + CLIENT_GATE_LINGER_USEC, on_lingering_timeout);
+        return 0;
+}
+
+/* At its connection limit MHD stops accepting, and clients would wait in the listen backlog
+ * for as long as the connections in (idle keep-alive ones among them) stay: they are taken
+ * here and told 503 at once, so that they can try again or elsewhere. */
+static void on_listen_overflow(EventLoop *l, int fd, uint32_t events, void *userdata) {
+#define BUSY_BODY "{\"message\":\"docker-socket-proxy: too many connections: SOCKET_PROXY_MAX_CONNECTIONS, " \
+        "SOCKET_PROXY_MAX_LISTENER_CONNECTIONS or the file descriptor limit (LimitNOFILE=) is reached, try " \
+        "again later\"}\n"
+#define STRINGIFY(x) #x
+#define BUSY_HEAD(length) "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n" \
+        "Connection: close\r\nContent-Length: " STRINGIFY(length) "\r\n\r\n"
+        static const char busy[] = BUSY_HEAD(197) BUSY_BODY;
+        Front *f = userdata;
+
+        _Static_assert(sizeof(BUSY_BODY) - 1 == 197, "Content-Length of the 503 answer");
+
+        for (unsigned i = 0; i < 16; i++) {
+                int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+                if (c < 0) {
+                        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                                /* Until a connection closes: the listener stays readable. */
+                                event_loop_remove(l, fd);
+                                f->overflow_watched = false;
+                                f->overflow_blocked = true;
+                        }
+                        return;
+                }
+                (void) send(c, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+                (void) shutdown(c, SHUT_WR);
+                safe_close(c);
+        }
+}
+
+static void watch_overflow(Server *s) {
+        for (size_t i = 0; i < s->n_fronts; i++) {
+                Front *f = &s->fronts[i];
+                bool full = atomic_load(&f->connections) >= f->connection_limit && !f->overflow_blocked &&
+                        !atomic_load(&s->quiesced);
+
+                if (full && !f->overflow_watched)
+                        f->overflow_watched = event_loop_add(s->loop, f->listen_fd, EPOLLIN, on_listen_overflow, f) >= 0;
+                else if (!full && f->overflow_watched) {
+                        event_loop_remove(s->loop, f->listen_fd);
+                        f->overflow_watched = false;
+                }
+        }
+}
+
+static void on_cancel(EventLoop *l, int fd, uint32_t events, void *userdata) {
+        exchange_end_streams(userdata);
+}
+
+/* Nothing to do here: MHD runs after every wait of the loop. */
+static void on_mhd_ready(EventLoop *l, int fd, uint32_t events, void *userdata) {
+}
+
+/* Requests from other threads, seen after each wait of the loop. */
+static void serve_requests(Server *s) {
+        unsigned long ping = atomic_load(&s->watchdog_ping);
+
+        if (atomic_load(&s->watchdog_pong) != ping)
+                atomic_store(&s->watchdog_pong, ping);
+        if (atomic_load(&s->quiesce_requested) && !atomic_load(&s->quiesced)) {
+                for (size_t i = 0; i < s->n_fronts; i++)
+                        (void) MHD_quiesce_daemon(s->fronts[i].daemon);
+                atomic_store(&s->quiesced, true);
+        }
+}
+
+static void *serve(void *userdata) {
+        Server *s = userdata;
+        usec_t next_expiry = 0;
+
+        while (!atomic_load(&s->loop_exit)) {
+                usec_t wait = IDLE_CHECK_USEC, now;
+                int r;
+
+                for (size_t i = 0; i < s->n_fronts; i++) {
+                        MHD_UNSIGNED_LONG_LONG msec;
+                        if (MHD_get_timeout(s->fronts[i].daemon, &msec) == MHD_YES)
+                                wait = MIN(wait, (usec_t) msec * USEC_PER_MSEC);
+                }
+                r = event_loop_run_once(s->loop, wait);
+                if (r < 0) {
+                        log_error_errno(r, "The event loop failed: %m");
+                        break;
+                }
+                serve_requests(s);
+                /* MHD listens again after a connection closed at its limit only in its next
+                 * run: there is one at once, or clients would wait for the next event. */
+                for (unsigned round = 0; round < 2 && (round == 0 || s->connection_closed); round++) {
+                        if (s->connection_closed)
+                                for (size_t i = 0; i < s->n_fronts; i++)
+                                        s->fronts[i].overflow_blocked = false;
+                        s->connection_closed = false;
+                        for (size_t i = 0; i < s->n_fronts; i++)
+                                (void) MHD_run(s->fronts[i].daemon);
+                }
+                watch_overflow(s);
+
+                now = now_coarse_usec();
+                if (now >= next_expiry) {
+                        usec_t keepalive;
+
+                        pthread_rwlock_rdlock(&s->config_lock);
+                        keepalive = s->config->keepalive_usec;
+                        pthread_rwlock_unlock(&s->config_lock);
+                        /* Kept daemon connections last as long as an idle client connection. */
+                        (void) upstream_expire_idle(keepalive, exchange_forget_idle, s->loop);
+                        next_expiry = now + IDLE_CHECK_USEC;
+                }
+        }
+        while (s->lingering)
+                lingering_end(s->lingering);
+        return NULL;
 }
 
 _printf_(2, 0) static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -219,7 +416,13 @@ int server_start(Server *s, Listener *listeners, size_t n_listeners, char **ret_
 
                 if (getrlimit(RLIMIT_NOFILE, &rl) >= 0 && rl.rlim_cur < GATED_FDS_MAX)
                         max_fds = (unsigned) rl.rlim_cur;
-                r = client_gate_setup(max_fds, on_gate_refusal);
+                r = client_gate_setup(max_fds, on_gate_refusal, on_gate_linger);
+                if (r < 0)
+                        return r;
+                r = event_loop_new(&s->loop, max_fds);
+                if (r < 0)
+                        return r;
+                r = event_loop_add(s->loop, s->cancel_fd, EPOLLIN | EPOLLET, on_cancel, s);
                 if (r < 0)
                         return r;
                 if (getrlimit(RLIMIT_NOFILE, &rl) >= 0 && rl.rlim_cur != RLIM_INFINITY) {
@@ -239,11 +442,13 @@ int server_start(Server *s, Listener *listeners, size_t n_listeners, char **ret_
 
                 f->server = s;
                 f->listen_fd = listeners[i].fd;
+                f->connection_limit = mhd_limit;
                 f->name = listeners[i].name;
-                /* ITC: without it MHD would shutdown() a socket that systemd still holds. */
+                /* Run by our loop (serve()): MHD's epoll set is one fd in the loop's. TURBO: no
+                 * shutdown() before close(), and no epoll_ctl() for a connection until needed. */
                 f->daemon = MHD_start_daemon(
-                        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
-                                MHD_USE_ITC | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG,
+                        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO | MHD_ALLOW_UPGRADE |
+                                MHD_USE_ERROR_LOG,
                         0, NULL, NULL, exchange_on_request, f,
                         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, f,
                         MHD_OPTION_LISTEN_SOCKET, (MHD_socket) f->listen_fd,
@@ -253,7 +458,6 @@ int server_start(Server *s, Listener *listeners, size_t n_listeners, char **ret_
                         MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY(s->header_bytes_ceiling),
                         MHD_OPTION_CONNECTION_TIMEOUT, keepalive_sec,
-                        MHD_OPTION_THREAD_STACK_SIZE, (size_t) THREAD_STACK_SIZE,
                         /* Not 1: MHD would answer a missing Host in its own words; the gate
                          * and check_framing() are stricter than MHD's strict mode. */
                         MHD_OPTION_STRICT_FOR_CLIENT, (int) 0,
@@ -264,6 +468,18 @@ int server_start(Server *s, Listener *listeners, size_t n_listeners, char **ret_
                         return -EIO;
                 }
                 s->n_fronts++;
+                {
+                        const union MHD_DaemonInfo *di = MHD_get_daemon_info(f->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+                        int r = di ? event_loop_add(s->loop, di->epoll_fd, EPOLLIN, on_mhd_ready, f) : -EIO;
+                        if (r < 0)
+                                return r;
+                }
+        }
+        {
+                int r = -pthread_create(&s->loop_thread, NULL, serve, s);
+                if (r < 0)
+                        return r;
+                s->loop_running = true;
         }
         return 0;
 }
@@ -320,31 +536,64 @@ unsigned server_reap(Server *s) {
                 n++;
         }
         pthread_mutex_unlock(&s->connections_lock);
-        /* Kept daemon connections last as long as an idle client connection. */
-        (void) upstream_expire_idle(keepalive);
         release_memory_when_idle(s);
         return n;
 }
 
 bool server_alive(Server *s) {
-        for (size_t i = 0; i < s->n_fronts; i++)
-                /* Takes the daemon's connection lock: a wedged daemon does not answer. */
-                if (!MHD_get_daemon_info(s->fronts[i].daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS))
-                        return false;
-        return true;
+        unsigned long asked = atomic_load(&s->watchdog_ping);
+        bool answered = atomic_load(&s->watchdog_pong) == asked;
+
+        atomic_store(&s->watchdog_ping, asked + 1);
+        event_loop_wake(s->loop);
+        return answered;
+}
+
+/* Waits, polling, until done() or the deadline. */
+static void wait_until(Server *s, bool (*done)(Server *s), usec_t deadline) {
+        while (!done(s) && now_usec() < deadline)
+                (void) poll(NULL, 0, 10);
+}
+
+static bool quiesced(Server *s) {
+        return atomic_load(&s->quiesced);
+}
+
+static bool requests_done(Server *s) {
+        return atomic_load(&s->counters.in_flight) == 0;
+}
+
+static bool requests_and_tunnels_done(Server *s) {
+        return requests_done(s) && atomic_load(&s->counters.tunnels) == 0;
+}
+
+static void stop_loop(Server *s) {
+        if (!s->loop_running)
+                return;
+        atomic_store(&s->loop_exit, true);
+        event_loop_wake(s->loop);
+        (void) pthread_join(s->loop_thread, NULL);
+        s->loop_running = false;
+        /* MHD refuses to stop with suspended connections: they are closed instead. */
+        exchange_resume_all(s);
 }
 
 void server_stop(Server *s, usec_t drain_usec) {
         usec_t deadline = now_usec() + drain_usec;
         uint64_t one = 1;
 
-        for (size_t i = 0; i < s->n_fronts; i++)
-                (void) MHD_quiesce_daemon(s->fronts[i].daemon);
+        if (s->loop_running) {
+                atomic_store(&s->quiesce_requested, true);
+                event_loop_wake(s->loop);
+                wait_until(s, quiesced, now_usec() + USEC_PER_SEC);
+        }
 
-        /* Requests in flight may finish; long streams are ended once the drain runs out. */
-        while (atomic_load(&s->counters.in_flight) > 0 && now_usec() < deadline)
-                (void) poll(NULL, 0, 20);
+        /* Requests in flight may finish; long streams and tunnels are ended once the drain
+         * runs out, and are given a little more time to go. */
+        wait_until(s, requests_done, deadline);
         (void) !write(s->cancel_fd, &one, sizeof(one));
+        wait_until(s, requests_and_tunnels_done, now_usec() + STOP_GRACE_USEC);
+        stop_loop(s);
 
         for (size_t i = 0; i < s->n_fronts; i++) {
                 MHD_stop_daemon(s->fronts[i].daemon);
@@ -355,9 +604,11 @@ void server_stop(Server *s, usec_t drain_usec) {
 Server *server_free(Server *s) {
         if (!s)
                 return NULL;
+        stop_loop(s);
         for (size_t i = 0; i < s->n_fronts; i++)
                 if (s->fronts[i].daemon)
                         MHD_stop_daemon(s->fronts[i].daemon);
+        event_loop_free(s->loop);
         free(s->fronts);
         safe_close(s->cancel_fd);
         pthread_rwlock_destroy(&s->config_lock);

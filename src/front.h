@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* The libmicrohttpd front end: one MHD daemon per listener, thread-per-connection, the
- * connections and the reaper that ends slow ones. Each request is an exchange (exchange.c):
- * decided, forwarded and streamed. */
+/* The libmicrohttpd front end: one MHD daemon per listener, all run by one event loop in
+ * one thread, the connections, and the reaper that ends slow ones. Each request is an
+ * exchange (exchange.c): decided, forwarded and streamed without blocking. Tunnels run in
+ * threads of their own. */
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -23,6 +24,18 @@ typedef struct Counters {
 } Counters;
 
 typedef struct Server {
+        struct EventLoop *loop;
+        pthread_t loop_thread;
+        bool loop_running;
+        atomic_bool loop_exit;          /* asked of the loop's thread */
+        atomic_bool quiesce_requested;  /* stop accepting: asked of the loop's thread ... */
+        atomic_bool quiesced;           /* ... and done */
+        atomic_ulong watchdog_ping;     /* the watchdog's question, and the loop's answer */
+        atomic_ulong watchdog_pong;
+        bool cancelling;                /* the loop's: streams end (cancel_fd became readable) */
+        bool connection_closed;         /* the loop's: MHD closed one in its last run */
+        struct Exchange *suspended;     /* the loop's: exchanges waiting on the daemon */
+        struct Lingering *lingering;    /* the loop's: refused connections draining */
         pthread_rwlock_t config_lock;
         Config *config; /* replaced whole on reload, under config_lock */
         Counters counters;
@@ -43,7 +56,8 @@ Config *server_swap_config(Server *s, Config *c);
 /* Ends connections that did not send their request headers in time (slowloris). Returns
  * how many. Called periodically. */
 unsigned server_reap(Server *s);
-/* Whether every MHD daemon answers (for the watchdog). */
+/* Whether the event loop answered the previous call in time (for the watchdog; call it at
+ * least twice as often as the watchdog's interval). */
 bool server_alive(Server *s);
 /* Stops accepting, waits up to drain_usec for requests in flight, then ends the streams still
  * open and stops. */

@@ -173,7 +173,7 @@ static void raise_nofile(void) {
 /* Says at start-up what every request would otherwise find out alone; never fatal, since
  * the daemon may well start after us. */
 static void probe_daemon(const Config *c) {
-        int r = upstream_probe(c->socket_path, c->timeout_usec);
+        int r = upstream_probe(c->socket_path);
 
         if (r == -EACCES || r == -EPERM) {
                 char hint[768];

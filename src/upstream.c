@@ -1,11 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <grp.h>
-#include <sys/time.h>
 #include <sys/un.h>
 
 #include "fd-util.h"
@@ -19,54 +17,64 @@
 static struct {
         int fd;
         usec_t since;
-        usec_t timeout; /* its SO_SNDTIMEO and SO_RCVTIMEO */
         char path[108];
 } idle[IDLE_MAX];
 static size_t n_idle;
 static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static int take_idle(const char *socket_path, usec_t *ret_timeout) {
-        for (;;) {
-                struct pollfd p = { .events = POLLIN };
-                bool usable;
+/* A connection the daemon closed while idle was dropped then (upstream_drop_idle); one it
+ * closes just as it is taken shows up as a failed send (upstream_stale). */
+static int take_idle(const char *socket_path) {
+        int fd = -EBADF;
 
-                pthread_mutex_lock(&idle_lock);
-                if (n_idle == 0) {
-                        pthread_mutex_unlock(&idle_lock);
-                        return -EBADF;
-                }
+        pthread_mutex_lock(&idle_lock);
+        while (n_idle > 0 && fd < 0) {
                 n_idle--;
-                p.fd = idle[n_idle].fd;
-                *ret_timeout = idle[n_idle].timeout;
-                usable = streq(idle[n_idle].path, socket_path);
-                pthread_mutex_unlock(&idle_lock);
-
-                /* Readable while idle: the daemon closed it, or sent what nobody asked for. */
-                if (usable && poll(&p, 1, 0) == 0)
-                        return p.fd;
-                safe_close(p.fd);
+                if (streq(idle[n_idle].path, socket_path))
+                        fd = idle[n_idle].fd;
+                else
+                        safe_close(idle[n_idle].fd);
         }
+        pthread_mutex_unlock(&idle_lock);
+        return fd;
 }
 
-void upstream_release(Upstream *u, const char *socket_path) {
+int upstream_release(Upstream *u, const char *socket_path) {
         bool keep = u->fd >= 0 && u->body_done && u->start == u->end && u->body_mode != BODY_UNTIL_CLOSE &&
                 u->head.status != 101 && !u->head.connection_close && strlen(socket_path) < sizeof(idle[0].path);
+        int kept = -EBADF;
 
         if (keep) {
                 pthread_mutex_lock(&idle_lock);
                 if (n_idle < IDLE_MAX) {
-                        idle[n_idle].fd = TAKE_FD(u->fd);
+                        kept = idle[n_idle].fd = TAKE_FD(u->fd);
                         idle[n_idle].since = now_coarse_usec();
-                        idle[n_idle].timeout = u->timeout;
                         strcpy(idle[n_idle].path, socket_path);
                         n_idle++;
                 }
                 pthread_mutex_unlock(&idle_lock);
         }
         upstream_done(u);
+        return kept;
 }
 
-unsigned upstream_expire_idle(usec_t max_idle) {
+bool upstream_drop_idle(int fd) {
+        bool found = false;
+
+        pthread_mutex_lock(&idle_lock);
+        for (size_t i = 0; i < n_idle; i++)
+                if (idle[i].fd == fd) {
+                        safe_close(fd);
+                        memmove(idle + i, idle + i + 1, (n_idle - i - 1) * sizeof(idle[0]));
+                        n_idle--;
+                        found = true;
+                        break;
+                }
+        pthread_mutex_unlock(&idle_lock);
+        return found;
+}
+
+unsigned upstream_expire_idle(usec_t max_idle, void (*closing)(int fd, void *userdata), void *userdata) {
         usec_t now = now_coarse_usec();
         unsigned closed = 0;
         size_t kept = 0;
@@ -75,6 +83,8 @@ unsigned upstream_expire_idle(usec_t max_idle) {
         /* Oldest first: the ones at the bottom of the stack. */
         for (size_t i = 0; i < n_idle; i++) {
                 if (now - idle[i].since >= max_idle) {
+                        if (closing)
+                                closing(idle[i].fd, userdata);
                         safe_close(idle[i].fd);
                         closed++;
                 } else
@@ -122,19 +132,7 @@ static void buffer_give_back(char *b) {
         free(b);
 }
 
-/* Bounds a daemon that stops reading our request, and the first read of its answer
- * (upstream_read_head); later reads are bounded with poll(). */
-static void set_timeouts(int fd, usec_t timeout) {
-        struct timeval tv = {
-                .tv_sec = (time_t) (timeout / USEC_PER_SEC),
-                .tv_usec = (suseconds_t) (timeout % USEC_PER_SEC),
-        };
-
-        (void) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-        (void) setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-}
-
-int upstream_connect(Upstream *u, const char *socket_path, usec_t timeout, bool reuse) {
+int upstream_connect(Upstream *u, const char *socket_path, bool reuse) {
         _cleanup_close_ int fd = -EBADF;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
@@ -149,58 +147,41 @@ int upstream_connect(Upstream *u, const char *socket_path, usec_t timeout, bool 
         }
         u->start = u->end = 0;
         u->reused = false;
-        u->timeout = timeout;
         if (reuse) {
-                usec_t was;
-
-                fd = take_idle(socket_path, &was);
+                fd = take_idle(socket_path);
                 if (fd >= 0) {
-                        /* SOCKET_PROXY_TIMEOUT may have changed since (a reload). */
-                        if (was != timeout)
-                                set_timeouts(fd, timeout);
                         u->fd = TAKE_FD(fd);
                         u->reused = true;
                         return 0;
                 }
         }
 
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;
-        set_timeouts(fd, timeout);
+        /* A Unix socket connects at once or not at all. */
         if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
                 if (errno == EAGAIN)
                         return -ECONNREFUSED; /* the daemon's backlog is full */
                 return -errno;
         }
         u->fd = TAKE_FD(fd);
-        u->start = u->end = 0;
         return 0;
 }
 
-int upstream_send(Upstream *u, const void *data, size_t size) {
-        return loop_send(u->fd, data, size);
+ssize_t upstream_send(Upstream *u, const struct iovec *iov, size_t n) {
+        struct msghdr m = { .msg_iov = (struct iovec *) iov, .msg_iovlen = n };
+        ssize_t k;
+
+        do
+                k = sendmsg(u->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (k < 0 && errno == EINTR);
+        return k < 0 ? -errno : k;
 }
 
-int upstream_send_chunk(Upstream *u, const void *data, size_t size) {
-        char head[32];
-        int n, r;
-
-        if (size == 0)
-                return loop_send(u->fd, "0\r\n\r\n", 5);
-        n = snprintf(head, sizeof(head), "%zx\r\n", size);
-        r = loop_send(u->fd, head, (size_t) n);
-        if (r < 0)
-                return r;
-        r = loop_send(u->fd, data, size);
-        if (r < 0)
-                return r;
-        return loop_send(u->fd, "\r\n", 2);
-}
-
-/* Reads more bytes into the buffer, compacting it first; with wait, blocks up to the
- * socket's SO_RCVTIMEO. Returns bytes read, 0 at EOF, -errno (-EAGAIN: none yet). */
-static ssize_t fill(Upstream *u, bool wait) {
+/* Reads more bytes into the buffer, compacting it first. Returns bytes read, 0 at EOF,
+ * -errno (-EAGAIN: none yet). */
+static ssize_t fill(Upstream *u) {
         ssize_t n;
 
         if (u->start > 0) {
@@ -211,7 +192,7 @@ static ssize_t fill(Upstream *u, bool wait) {
         if (u->end >= UPSTREAM_BUFFER_SIZE)
                 return -ENOBUFS;
         do
-                n = recv(u->fd, u->buf + u->end, UPSTREAM_BUFFER_SIZE - u->end, wait ? 0 : MSG_DONTWAIT);
+                n = recv(u->fd, u->buf + u->end, UPSTREAM_BUFFER_SIZE - u->end, MSG_DONTWAIT);
         while (n < 0 && errno == EINTR);
         if (n < 0)
                 return -errno;
@@ -219,10 +200,7 @@ static ssize_t fill(Upstream *u, bool wait) {
         return n;
 }
 
-int upstream_read_head(Upstream *u, const char *request_method, usec_t timeout) {
-        usec_t deadline = now_coarse_usec() + timeout;
-        bool first_read = true;
-
+int upstream_read_head(Upstream *u, const char *request_method) {
         for (;;) {
                 ssize_t len = http_head_length(u->buf + u->start, u->end - u->start, HTTP_RESPONSE_HEAD_MAX);
                 ssize_t n;
@@ -248,60 +226,17 @@ int upstream_read_head(Upstream *u, const char *request_method, usec_t timeout) 
                         return 0;
                 }
 
-                if (first_read) {
-                        /* The head usually comes in one read: wait in recv() itself, bounded
-                         * by SO_RCVTIMEO (the timeout), rather than in poll() and then recv(). */
-                        first_read = false;
-                        n = fill(u, true);
-                        if (n == -EAGAIN)
-                                return -ETIMEDOUT;
-                } else {
-                        usec_t now = now_coarse_usec();
-                        if (now >= deadline)
-                                return -ETIMEDOUT;
-                        r = fd_wait_for_event(u->fd, POLLIN, deadline - now);
-                        if (r < 0)
-                                return r;
-                        if (r == 0)
-                                return -ETIMEDOUT;
-                        n = fill(u, false);
-                }
-                if (n == -EAGAIN)
-                        continue;
+                n = fill(u);
                 if (n == -ENOBUFS)
                         return -EBADMSG;
                 if (n < 0)
-                        return (int) n;
+                        return (int) n; /* -EAGAIN: not yet */
                 if (n == 0)
                         return -ECONNRESET;
         }
 }
 
-/* Blocks until the daemon has bytes for us, or the client or cancel_fd says stop. */
-static int wait_readable(Upstream *u, int client_fd, int cancel_fd) {
-        for (;;) {
-                struct pollfd p[3] = {
-                        { .fd = u->fd, .events = POLLIN },
-                        { .fd = client_fd, .events = POLLRDHUP },
-                        { .fd = cancel_fd, .events = POLLIN },
-                };
-                int r = poll(p, 3, -1);
-
-                if (r < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (p[2].revents)
-                        return -ECANCELED;
-                if (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR))
-                        return -EPIPE;
-                if (p[0].revents)
-                        return 0;
-        }
-}
-
-ssize_t upstream_read_body(Upstream *u, char *out, size_t max, int client_fd, int cancel_fd) {
+ssize_t upstream_read_body(Upstream *u, char *out, size_t max) {
         for (;;) {
                 size_t avail = u->end - u->start;
                 ssize_t n;
@@ -357,17 +292,12 @@ ssize_t upstream_read_body(Upstream *u, char *out, size_t max, int client_fd, in
                 if ((u->body_mode == BODY_LENGTH || u->body_mode == BODY_UNTIL_CLOSE) && u->start == u->end) {
                         bool length = u->body_mode == BODY_LENGTH;
 
-                        r = wait_readable(u, client_fd, cancel_fd);
-                        if (r < 0)
-                                return r;
                         do
                                 n = recv(u->fd, out, length ? (size_t) MIN((uint64_t) max, u->body_remaining) : max,
                                          MSG_DONTWAIT);
                         while (n < 0 && errno == EINTR);
-                        if (n < 0 && errno == EAGAIN)
-                                continue;
                         if (n < 0)
-                                return -errno;
+                                return -errno; /* -EAGAIN: not yet */
                         if (n == 0) {
                                 if (length)
                                         return -ECONNRESET;
@@ -381,14 +311,9 @@ ssize_t upstream_read_body(Upstream *u, char *out, size_t max, int client_fd, in
                         return n;
                 }
 
-                r = wait_readable(u, client_fd, cancel_fd);
-                if (r < 0)
-                        return r;
-                n = fill(u, false);
-                if (n == -EAGAIN)
-                        continue;
+                n = fill(u);
                 if (n < 0)
-                        return n;
+                        return n; /* -EAGAIN: not yet */
                 if (n == 0) {
                         if (u->body_mode == BODY_UNTIL_CLOSE) {
                                 u->body_done = true;
@@ -435,9 +360,9 @@ void upstream_describe_access(const char *socket_path, char *buf, size_t size) {
                 snprintf(buf + len, size - len, "; the socket's directory cannot be searched: %s", strerror(errno));
 }
 
-int upstream_probe(const char *socket_path, usec_t timeout) {
+int upstream_probe(const char *socket_path) {
         Upstream u = UPSTREAM_NULL;
-        int r = upstream_connect(&u, socket_path, timeout, false);
+        int r = upstream_connect(&u, socket_path, false);
         upstream_done(&u);
         return r;
 }
