@@ -525,12 +525,12 @@ unsigned server_reap(Server *s) {
 
                 if (cs->reaped || cs->fd < 0 || !atomic_load(&cs->waiting_on_client))
                         continue;
-                /* Its thread may have started waiting after `now` was taken: not a wait of
+                /* The loop may have made it wait after `now` was taken: not a wait of
                  * "now - since" (which would wrap around), but no wait at all. */
                 since = atomic_load(&cs->waiting_since);
                 if (since >= now || now - since <= allowed)
                         continue;
-                /* MHD's thread sees the end of the stream and closes the connection itself. */
+                /* MHD, in the loop, sees the end of the stream and closes the connection itself. */
                 (void) shutdown(cs->fd, SHUT_RDWR);
                 cs->reaped = true;
                 n++;

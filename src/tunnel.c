@@ -172,9 +172,12 @@ int tunnel_run(int client_fd, int daemon_fd, const void *client_pending, size_t 
                 up.pipe[0] = up.pipe[1] = -EBADF;
         if (pipe2(down.pipe, O_CLOEXEC | O_NONBLOCK) < 0)
                 down.pipe[0] = down.pipe[1] = -EBADF;
-        memcpy(up.buf, client_pending, client_pending_size);
+        /* Either may be NULL when its size is 0. */
+        if (client_pending_size > 0)
+                memcpy(up.buf, client_pending, client_pending_size);
         up.end = client_pending_size;
-        memcpy(down.buf, daemon_pending, daemon_pending_size);
+        if (daemon_pending_size > 0)
+                memcpy(down.buf, daemon_pending, daemon_pending_size);
         down.end = daemon_pending_size;
 
         while (!(direction_done(&up) && direction_done(&down))) {

@@ -2,7 +2,7 @@
 #pragma once
 
 /* Two-way byte relay for hijacked connections (attach, exec, BuildKit), with half-close
- * passed on in both directions. Blocking: runs in the connection's own thread. The bytes
+ * passed on in both directions. Blocking: runs in a thread of its own. The bytes
  * move with splice() through a pipe per direction, or are copied when no pipe can be had. */
 
 #include <stddef.h>
