@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Listeners, connections and their limits, the request gate's hooks, the reaper, and the
  * server's start and stop. What a request does is in exchange.c. */
-#include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
 #include <microhttpd.h>
@@ -155,82 +154,11 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         }
 }
 
-/* A refused connection's other reference: its socket stays open after MHD closes it, until
- * the client stopped sending or the time is up. */
-typedef struct Lingering {
-        struct Lingering *prev, *next;
-        Server *server;
-        EventTimer timer;
-        int fd;
-        size_t dropped;
-} Lingering;
-
-static void lingering_end(Lingering *lg) {
-        Server *s = lg->server;
-
-        event_loop_timer_disarm(s->loop, &lg->timer);
-        event_loop_forget(s->loop, lg->fd);
-        safe_close(lg->fd);
-        if (lg->prev)
-                lg->prev->next = lg->next;
-        else
-                s->lingering = lg->next;
-        if (lg->next)
-                lg->next->prev = lg->prev;
-        free(lg);
-}
-
-static void on_lingering_timeout(EventLoop *l, EventTimer *t) {
-        lingering_end(container_of(t, Lingering, timer));
-}
-
-static void on_lingering_readable(EventLoop *l, int fd, uint32_t events, void *userdata) {
-        Lingering *lg = userdata;
-        char buf[4096];
-
-        while (lg->dropped < CLIENT_GATE_LINGER_BYTES) {
-                ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, NULL, NULL);
-
-                if (n > 0)
-                        lg->dropped += (size_t) n;
-                else if (n < 0 && errno == EINTR)
-                        continue;
-                else if (n < 0 && errno == EAGAIN)
-                        return;
-                else
-                        break;
-        }
-        lingering_end(lg);
-}
-
-/* The gate refused a request (in the loop's thread): a second fd keeps the socket open
- * after MHD closes its own, and the loop drains it. */
+/* The gate refused a request (in the loop's thread): the loop drains the connection. */
 static int on_gate_linger(ClientGate *g) {
         ConnectionState *cs = container_of(g, ConnectionState, gate);
-        Server *s = cs->front->server;
-        Lingering *lg = calloc(1, sizeof(Lingering));
-        int r;
 
-        if (!lg)
-                return -ENOMEM;
-        lg->server = s;
-        lg->fd = fcntl(g->fd, F_DUPFD_CLOEXEC, 3);
-        if (lg->fd < 0) {
-                free(lg);
-                return -errno;
-        }
-        r = event_loop_add(s->loop, lg->fd, EPOLLIN | EPOLLRDHUP | EPOLLET, on_lingering_readable, lg);
-        if (r < 0) {
-                safe_close(lg->fd);
-                free(lg);
-                return r;
-        }
-        lg->next = s->lingering;
-        if (lg->next)
-                lg->next->prev = lg;
-        s->lingering = lg;
-        event_loop_timer_arm(s->loop, &lg->timer, now_coarse_usec() + CLIENT_GATE_LINGER_USEC, on_lingering_timeout);
-        return 0;
+        return linger_set_add(&cs->front->server->lingering, g->fd);
 }
 
 /* At its connection limit MHD stops accepting, and clients would wait in the listen backlog
@@ -345,8 +273,7 @@ static void *serve(void *userdata) {
                         next_expiry = now + IDLE_CHECK_USEC;
                 }
         }
-        while (s->lingering)
-                lingering_end(s->lingering);
+        linger_set_clear(&s->lingering);
         return NULL;
 }
 
@@ -422,6 +349,7 @@ int server_start(Server *s, Listener *listeners, size_t n_listeners, char **ret_
                 r = event_loop_new(&s->loop, max_fds);
                 if (r < 0)
                         return r;
+                s->lingering.loop = s->loop;
                 r = event_loop_add(s->loop, s->cancel_fd, EPOLLIN | EPOLLET, on_cancel, s);
                 if (r < 0)
                         return r;

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 
 #include "config.h"
+#include "linger.h"
 #include "listener.h"
 
 typedef struct Counters {
@@ -35,7 +36,7 @@ typedef struct Server {
         bool cancelling;                /* the loop's: streams end (cancel_fd became readable) */
         bool connection_closed;         /* the loop's: MHD closed one in its last run */
         struct Exchange *suspended;     /* the loop's: exchanges waiting on the daemon */
-        struct Lingering *lingering;    /* the loop's: refused connections draining */
+        LingerSet lingering;            /* the loop's: refused connections draining */
         pthread_rwlock_t config_lock;
         Config *config; /* replaced whole on reload, under config_lock */
         Counters counters;

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """What happens on a client connection around a refusal: the answer arrives whole (also
-while the client is still sending a body), nothing pipelined after a refused or malformed
+while the client is still sending a body or an oversized head), nothing pipelined after a refused or malformed
 request reaches the daemon, an answer to a refused upgrade carries no "Connection: close"
 (docker 20.10 would take it for the upgrade), and allowed requests keep the connection."""
 
@@ -110,6 +110,38 @@ def body(tap):
     tap.ok(error is None, "a client sending a 512 KiB body to a refused endpoint can send it all", repr(error))
     tap.is_(statuses(raw), ["403"], "and reads the 403 after it")
     tap.ok(b"needs POST=1" in raw, "with the message naming POST=1")
+
+    # The gate refuses a head that grows past SOCKET_PROXY_MAX_HEADER_BYTES at once, while the
+    # client is still sending it: the proxy drains the rest for a while (without stopping
+    # the others) so that the client reads the 431 instead of a reset.
+    pad = b"a" * (192 * 1024)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.connect(sock)
+    error, other, other_took = None, b"", 99.0
+    try:
+        s.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\nX-Pad: ")
+        for i in range(0, len(pad), 4096):
+            s.sendall(pad[i:i + 4096])
+            if i == 64 * 1024:
+                # Meanwhile another client is served: the drain does not hold the proxy up.
+                t = time.monotonic()
+                other = exchange(sock, b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                other_took = time.monotonic() - t
+        s.sendall(b"\r\n\r\n")
+    except OSError as e:
+        error = e
+    raw = b""
+    try:
+        raw = dsp.read_until_close(s)
+    except OSError as e:
+        error = error or e
+    s.close()
+    tap.ok(error is None, "a client still sending a 192 KiB header after its 431 can send it all", repr(error))
+    tap.is_(statuses(raw), ["431"], "and reads the 431")
+    tap.ok(b"SOCKET_PROXY_MAX_HEADER_BYTES" in raw, "with the message naming SOCKET_PROXY_MAX_HEADER_BYTES")
+    tap.is_(statuses(other), ["200"], "another client is served meanwhile")
+    tap.ok(other_took < 1.0, "at once, not after the drain (%.3f s)" % other_took)
 
     tap.ok(proc.poll() is None, "the proxy is still running")
 
