@@ -1055,7 +1055,8 @@ static enum MHD_Result exchange_finish(Exchange *x, struct MHD_Connection *c) {
         struct MHD_Response *resp;
         enum MHD_Result ret;
         uint64_t size;
-        size_t block;
+        size_t block, whole_size;
+        char *whole;
         int r;
 
         if (x->state == EXCHANGE_DISCARDING) {
@@ -1154,6 +1155,11 @@ static enum MHD_Result exchange_finish(Exchange *x, struct MHD_Connection *c) {
                 x->up.body_remaining = 0;
                 x->up.body_done = true;
                 x->bytes_out += size;
+        } else if (upstream_body_buffered(&x->up, &whole, &whole_size)) {
+                /* A chunked body that came whole: decoded in place and sent with its length,
+                 * in one write rather than a chunk per block. */
+                resp = MHD_create_response_from_buffer(whole_size, whole, MHD_RESPMEM_PERSISTENT);
+                x->bytes_out += whole_size;
         } else
                 /* MHD allocates (and zeroes) a block per response: as large as the body needs. */
                 resp = MHD_create_response_from_callback(size, block, read_response_body, x, NULL);

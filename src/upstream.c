@@ -324,6 +324,45 @@ ssize_t upstream_read_body(Upstream *u, char *out, size_t max) {
         }
 }
 
+bool upstream_body_buffered(Upstream *u, char **ret, size_t *ret_size) {
+        ChunkedDecoder d = u->chunked;
+        size_t at = u->start, out = u->start, consumed, size;
+        const char *data;
+        int r;
+
+        if (u->body_mode != BODY_CHUNKED || u->body_done)
+                return false;
+        /* First only look: nothing changes unless the body's end is in the buffer. */
+        for (;;) {
+                r = chunked_decode(&d, u->buf + at, u->end - at, &consumed, &data, &size);
+                if (r < 0 || r == CHUNKED_NEED_MORE || (consumed == 0 && r != CHUNKED_DONE))
+                        return false;
+                at += consumed;
+                if (r == CHUNKED_DONE)
+                        break;
+        }
+        /* Then decode in place: the payload moves toward the start, never past what is
+         * still to be read. */
+        d = u->chunked;
+        at = u->start;
+        for (;;) {
+                r = chunked_decode(&d, u->buf + at, u->end - at, &consumed, &data, &size);
+                if (r == CHUNKED_DATA && size > 0) {
+                        memmove(u->buf + out, data, size);
+                        out += size;
+                }
+                at += consumed;
+                if (r != CHUNKED_DATA)
+                        break;
+        }
+        *ret = u->buf + u->start;
+        *ret_size = out - u->start;
+        u->start = at;
+        u->chunked = d;
+        u->body_done = true;
+        return true;
+}
+
 void upstream_done(Upstream *u) {
         u->fd = safe_close(u->fd);
         buffer_give_back(TAKE_PTR(u->buf));

@@ -47,6 +47,11 @@ int upstream_read_head(Upstream *u, const char *request_method);
  * nothing more yet, -ECONNRESET when it ended the body early, -EBADMSG for bad framing. */
 ssize_t upstream_read_body(Upstream *u, char *out, size_t max);
 
+/* If all the rest of a chunked body is in the buffer already, decodes it there: *ret and
+ * *ret_size are its bytes (valid until the next read), and the body is done. Returns whether
+ * it was. */
+bool upstream_body_buffered(Upstream *u, char **ret, size_t *ret_size);
+
 void upstream_done(Upstream *u);
 /* Like upstream_done, but a connection whose response was read to its end cleanly is kept
  * for the next request. Returns the kept fd, or -EBADF if it was closed. */

@@ -3,8 +3,9 @@
 requests and shares them (an idle pool, LIFO) across client connections; it drops one the
 daemon closed (with or without saying so), keeps none whose body ran until close, sends a
 GET again on a new connection when a kept one turns out closed, never sends a POST on a kept
-one, closes a daemon connection whose client went away mid-response, and applies a reloaded
-SOCKET_PROXY_TIMEOUT to a connection kept from before the reload.
+one, closes a daemon connection whose client went away mid-response, applies a reloaded
+SOCKET_PROXY_TIMEOUT to a connection kept from before the reload, and passes a chunked body
+that came whole with a Content-Length (one that trickles in stays chunked).
 
 A real daemon cannot be made to close an idle connection on demand: this test runs the
 proxy against a fake one, which logs every request by the connection it came on."""
@@ -24,6 +25,7 @@ import dsp  # noqa: E402
 
 BIG_SIZE = 10 * 1024 * 1024
 BIG_PIECE = 64 * 1024
+CHUNKED_PIECES = [b'[{"Id":"a"},', b"x" * 5000, b'{"Id":"b"}]']
 
 
 # The fake daemon ----------------------------------------------------------------------
@@ -63,6 +65,8 @@ class FakeDaemon:
       drop       answers the first request of a connection; a later one is read, logged,
                  and the connection closed without an answer
       mute       reads a request, logs it, and never answers: waits for the proxy to close
+      chunked    answers CHUNKED_PIECES as a chunked body with a trailer, keeps the
+                 connection; in one write, or with /slow/ in the target a piece each 50 ms
     """
 
     def __init__(self, path):
@@ -177,6 +181,18 @@ class FakeDaemon:
                         pass
                     c.eof_at = time.monotonic()
                     return
+                if mode == "chunked":
+                    pieces = [b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                              b"Transfer-Encoding: chunked\r\n\r\n"]
+                    pieces += [b"%x\r\n%s\r\n" % (len(p), p) for p in CHUNKED_PIECES]
+                    pieces.append(b"0\r\nX-Trailer: t\r\n\r\n")
+                    if "/slow/" in target:
+                        for p in pieces:
+                            s.sendall(p)
+                            time.sleep(0.05)
+                    else:
+                        s.sendall(b"".join(pieces))
+                    continue
                 body = json.dumps({"n": n}).encode()
                 if mode == "untilclose":
                     s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n" + body)
@@ -618,7 +634,30 @@ def body(tap):
            "a daemon silent on it gets 504 after the new SOCKET_PROXY_TIMEOUT=1s, not the old 15s",
            "status %r after %.2f s: %r" % (st2, took, b2[:200]), *diag_all())
 
-    # 11. Still there, and it stops cleanly.
+    # 11. A chunked body that arrives whole with its head is sent with its length, in one
+    # write; one that trickles in stays chunked. Both arrive decoded and the same, and the
+    # daemon connection is kept after either.
+    fake.mode = "chunked"
+    want = b"".join(CHUNKED_PIECES)
+    c = Client(sock)
+    st1, h1, b1 = c.request("GET", "/containers/json?case=11&i=whole")
+    st2, h2, b2 = c.request("GET", "/containers/slow/json?case=11&i=slow")
+    st3, h3, b3 = c.request("GET", "/containers/json?case=11&i=again")
+    c.close()
+    fake.mode = "keepalive"
+    whole, slow, again = fake.where("case=11&i=whole"), fake.where("case=11&i=slow"), fake.where("case=11&i=again")
+    tap.ok(st1 == 200 and b1 == want and h1.get("content-length") == str(len(want)) and
+           "transfer-encoding" not in h1,
+           "a chunked body that came whole with its head is passed on decoded, with a Content-Length",
+           "status %r, headers %r, body %r" % (st1, h1, b1[:80]))
+    tap.ok(st2 == 200 and b2 == want and "chunked" in h2.get("transfer-encoding", ""),
+           "one that trickles in stays chunked, with the same bytes",
+           "status %r, headers %r, body %r" % (st2, h2, b2[:80]))
+    tap.ok(st3 == 200 and b3 == want and len(whole) == 1 and len(slow) == 1 and len(again) == 1 and
+           whole[0][0] == slow[0][0] == again[0][0],
+           "all three went on one kept daemon connection", "%r %r %r" % (whole, slow, again), *diag_all())
+
+    # 12. Still there, and it stops cleanly.
     tap.ok(proc.poll() is None, "the proxy still runs", *diag_all())
     rc = dsp.stop(tap, proc)
     tap.is_(rc, 0, "it stops on SIGTERM with status 0") or tap.diag(proxy_log())
