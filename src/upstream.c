@@ -23,18 +23,19 @@ static size_t n_idle;
 static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* A connection the daemon closed while idle was dropped then (upstream_drop_idle); one it
- * closes just as it is taken shows up as a failed send (upstream_stale). */
+ * closes just as it is taken shows up as a failed send (upstream_stale). The most recent
+ * first; ones to another socket (before a reload changed SOCKET_PATH) are left to expire. */
 static int take_idle(const char *socket_path) {
         int fd = -EBADF;
 
         pthread_mutex_lock(&idle_lock);
-        while (n_idle > 0 && fd < 0) {
-                n_idle--;
-                if (streq(idle[n_idle].path, socket_path))
-                        fd = idle[n_idle].fd;
-                else
-                        safe_close(idle[n_idle].fd);
-        }
+        for (size_t i = n_idle; i > 0; i--)
+                if (streq(idle[i - 1].path, socket_path)) {
+                        fd = idle[i - 1].fd;
+                        memmove(idle + i - 1, idle + i, (n_idle - i) * sizeof(idle[0]));
+                        n_idle--;
+                        break;
+                }
         pthread_mutex_unlock(&idle_lock);
         return fd;
 }
