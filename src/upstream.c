@@ -101,9 +101,9 @@ bool upstream_stale(const Upstream *u, int r) {
         return u->reused && u->end == 0 && (r == -ECONNRESET || r == -EPIPE);
 }
 
-/* A thread keeps its last read buffer for its next request (a connection's requests run in
- * one thread): a 64 KiB malloc() and free() per request cost more than the rest of the
- * request's bookkeeping. The buffer is freed when the thread ends. */
+/* A thread keeps its last read buffer for its next request: a 64 KiB malloc() and free()
+ * per request cost more than the rest of the request's bookkeeping when requests come one
+ * after another. The buffer is freed when the thread ends. */
 static pthread_key_t spare_buffer_key;
 static pthread_once_t spare_buffer_once = PTHREAD_ONCE_INIT;
 static bool spare_buffer_usable;
