@@ -155,6 +155,9 @@ static void on_wait_timeout(EventLoop *l, EventTimer *t) {
 static void exchange_suspend(Exchange *x, Wait wait, usec_t deadline) {
         EventLoop *l = loop_of(x);
 
+        if (x->wait != WAIT_NONE)
+                return; /* already: libmicrohttpd may call us once more in the same run */
+
         if (wait == WAIT_DAEMON_WRITABLE && !x->writable_watched &&
             event_loop_modify(l, x->up.fd, DAEMON_EVENTS | EPOLLOUT) >= 0)
                 x->writable_watched = true;
@@ -859,6 +862,8 @@ static ssize_t read_response_body(void *cls, uint64_t pos, char *buf, size_t max
         Exchange *x = cls;
         ssize_t n;
 
+        if (x->wait != WAIT_NONE)
+                return 0; /* suspended: called again once resumed */
         if (x->front->server->cancelling)
                 n = -ECANCELED;
         else if (x->client_gone)
@@ -1182,6 +1187,10 @@ enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *c, const c
 
         if (!x)
                 return respond_json(NULL, c, 500, "out of memory", true);
+        /* Suspended in this same run of libmicrohttpd, which may still offer data: it is
+         * taken once the exchange is resumed. */
+        if (x->wait != WAIT_NONE)
+                return MHD_YES;
 
         /* Until the body (if any) is in, each call leaves us waiting on the client, unless the
          * exchange was suspended to wait on the daemon. */

@@ -4,12 +4,14 @@ requests and shares them (an idle pool, LIFO) across client connections; it drop
 daemon closed (with or without saying so), keeps none whose body ran until close, sends a
 GET again on a new connection when a kept one turns out closed, never sends a POST on a kept
 one, closes a daemon connection whose client went away mid-response, applies a reloaded
-SOCKET_PROXY_TIMEOUT to a connection kept from before the reload, and passes a chunked body
-that came whole with a Content-Length (one that trickles in stays chunked).
+SOCKET_PROXY_TIMEOUT to a connection kept from before the reload, passes a chunked body
+that came whole with a Content-Length (one that trickles in stays chunked), forwards large
+request bodies whole to a daemon that reads them slowly, and answers 502 when it stops.
 
 A real daemon cannot be made to close an idle connection on demand: this test runs the
 proxy against a fake one, which logs every request by the connection it came on."""
 
+import hashlib
 import json
 import os
 import re
@@ -44,6 +46,8 @@ class FakeConn:
         self.eof_at = None      # when the proxy closed it (EOF or a failed send), as seen here
         self.closed_by_fake = False
         self.big_sent = None    # body bytes sent of a big answer
+        self.pace = None        # seconds between reads of 16 KiB (slowread)
+        self.hasher = None      # takes the request body (slowread)
         self.restarted = False  # closed by FakeDaemon.restart()
         self.thread = None
 
@@ -67,6 +71,8 @@ class FakeDaemon:
       mute       reads a request, logs it, and never answers: waits for the proxy to close
       chunked    answers CHUNKED_PIECES as a chunked body with a trailer, keeps the
                  connection; in one write, or with /slow/ in the target a piece each 50 ms
+      slowread   reads the request body 16 KiB every 2 ms and answers its sha256 in hex
+      noread     reads a request's head, never its body, and closes after 5 s
     """
 
     def __init__(self, path):
@@ -181,6 +187,14 @@ class FakeDaemon:
                         pass
                     c.eof_at = time.monotonic()
                     return
+                if mode == "noread":
+                    time.sleep(5)
+                    return
+                if mode == "slowread":
+                    digest = c.hasher.hexdigest().encode()
+                    s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
+                              % (len(digest), digest))
+                    continue
                 if mode == "chunked":
                     pieces = [b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                               b"Transfer-Encoding: chunked\r\n\r\n"]
@@ -222,7 +236,9 @@ class FakeDaemon:
                 c.closed_by_fake = True
 
     def recv_more(self, c, buf):
-        data = c.sock.recv(65536)
+        if c.pace:
+            time.sleep(c.pace)
+        data = c.sock.recv(16384 if c.pace else 65536)
         if not data:
             if not c.restarted:
                 c.eof_at = c.eof_at or time.monotonic()
@@ -250,6 +266,13 @@ class FakeDaemon:
                 raise BadRequest("bad header line %r in %r" % (h, lines[0]))
             k, v = h.split(":", 1)
             headers[k.strip().lower()] = v.strip()
+        # How to read the body: as the mode is now, when the head is in.
+        with self.lock:
+            mode = self.mode
+        c.pace = 0.002 if mode == "slowread" else None
+        c.hasher = hashlib.sha256() if mode == "slowread" else None
+        if mode == "noread":
+            return lines[0], buf
         if "chunked" in headers.get("transfer-encoding", "").lower():
             while True:
                 while b"\r\n" not in buf:
@@ -262,6 +285,8 @@ class FakeDaemon:
                     buf = self.recv_more(c, buf)
                     if buf is None:
                         raise BadRequest("EOF inside a chunk of %r" % lines[0])
+                if c.hasher:
+                    c.hasher.update(buf[:size])
                 buf = buf[size + 2:]
                 if size == 0:
                     break
@@ -271,6 +296,8 @@ class FakeDaemon:
                 buf = self.recv_more(c, buf)
                 if buf is None:
                     raise BadRequest("EOF inside the body of %r" % lines[0])
+            if c.hasher:
+                c.hasher.update(buf[:length])
             buf = buf[length:]
         return lines[0], buf
 
@@ -657,7 +684,39 @@ def body(tap):
            whole[0][0] == slow[0][0] == again[0][0],
            "all three went on one kept daemon connection", "%r %r %r" % (whole, slow, again), *diag_all())
 
-    # 12. Still there, and it stops cleanly.
+    # 12. Request bodies larger than the sockets hold, to a daemon that reads them slowly:
+    # the proxy waits for it to take each part, and every byte arrives once, in order, with
+    # a Content-Length or chunked. A daemon that stops reading gets SOCKET_PROXY_TIMEOUT
+    # (1 s since case 10), then the client 502.
+    fake.mode = "slowread"
+    upload = os.urandom(3 * 1024 * 1024)
+    want = hashlib.sha256(upload).hexdigest().encode()
+    st1, _, b1 = one(sock, "POST", "/containers/create?case=12&i=length", body=upload)
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(upload[i:i + 65536]), upload[i:i + 65536])
+                       for i in range(0, len(upload), 65536)) + b"0\r\n\r\n"
+    c = Client(sock)
+    try:
+        c.send(b"POST /containers/create?case=12&i=chunked HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n" + chunked)
+        st2, _, b2, _ = c.response("POST")
+    except (OSError, EOFError, ValueError) as e:
+        st2, b2 = None, str(e).encode()
+    c.close()
+    tap.ok(st1 == 200 and b1 == want, "a 3 MiB body with a Content-Length reaches a slow daemon whole (sha256)",
+           "status %r, %r, want %r" % (st1, b1[:200], want), *diag_all())
+    tap.ok(st2 == 200 and b2 == want, "and a chunked one too", "status %r, %r" % (st2, b2[:200]), *diag_all())
+    fake.mode = "noread"
+    t0 = time.monotonic()
+    st3, _, b3 = one(sock, "POST", "/containers/create?case=12&i=noread", body=os.urandom(4 * 1024 * 1024))
+    took = time.monotonic() - t0
+    fake.mode = "keepalive"
+    tap.ok(st3 == 502 and b"stopped reading the request body" in b3 and took < 4,
+           "a daemon that stops reading the body: 502 saying so, after about the timeout",
+           "status %r after %.2f s: %r" % (st3, took, b3[:200]), *diag_all())
+    st, _, b = one(sock, "GET", "/_ping?case=12&i=after")
+    tap.ok(st == 200 and is_n(b), "and the next request is served", "status %r: %r" % (st, b[:200]))
+
+    # 13. Still there, and it stops cleanly.
     tap.ok(proc.poll() is None, "the proxy still runs", *diag_all())
     rc = dsp.stop(tap, proc)
     tap.is_(rc, 0, "it stops on SIGTERM with status 0") or tap.diag(proxy_log())
