@@ -1,7 +1,8 @@
 #!/bin/bash
 # The real docker CLIs (28.x and Debian's 20.10) through the proxy, under socket
 # activation, over its TCP and its Unix listener: reads that a policy allows, streams
-# (events, logs -f, a saved image's tar), and the refusals of the default policy.
+# (events, logs -f, a saved image's tar), an upload (docker load), and the refusals of the
+# default policy.
 . "$(dirname "$0")/../lib/common.sh"
 
 dsp_dockerd_setup || bail "no Docker daemon"
@@ -166,6 +167,21 @@ for cli in "$DSP_CLI_NEW" "$DSP_CLI_OLD"; do
 		fi
 		refused "default policy, $cli -H $host ps" GET 'CONTAINERS=1' -- \
 			"$cli" -H "$host" ps
+	done
+done
+
+# ---------------------------------------------------------------------------
+# An upload larger than the sockets hold, which the daemon reads as it imports it:
+# docker load of the saved image.
+dsp_proxy_activated IMAGES=1 POST=1 || bail "the proxy for docker load did not start"
+timeout 60 "$DSP_DOCKER_CLI" -H "unix://$DSP_DOCKER_SOCK" save -o "$DSP_TMP/image.tar" "$DSP_TEST_IMAGE" ||
+	bail "docker save directly on the daemon failed"
+size=$(stat -c %s "$DSP_TMP/image.tar")
+for cli in "$DSP_CLI_NEW" "$DSP_CLI_OLD"; do
+	for host in "tcp://127.0.0.1:$DSP_PROXY_PORT" "unix://$DSP_PROXY_SOCK"; do
+		out=$(timeout 60 "$cli" -H "$host" load -i "$DSP_TMP/image.tar" 2>&1)
+		is "$?" 0 "$cli -H $host load of a $size-byte image tar exits 0" || diag "$out"
+		like "$out" "Loaded image" "$cli -H $host load: the daemon read the whole tar and loaded it"
 	done
 done
 
