@@ -115,24 +115,14 @@ void event_loop_timer_arm(EventLoop *l, EventTimer *t, usec_t deadline, TimerHan
         t->fire = fire;
         if (t->armed)
                 return;
-        t->prev = NULL;
-        t->next = l->timers;
-        if (t->next)
-                t->next->prev = t;
-        l->timers = t;
+        LIST_PREPEND(timers, l->timers, t);
         t->armed = true;
 }
 
 void event_loop_timer_disarm(EventLoop *l, EventTimer *t) {
         if (!t->armed)
                 return;
-        if (t->prev)
-                t->prev->next = t->next;
-        else
-                l->timers = t->next;
-        if (t->next)
-                t->next->prev = t->prev;
-        t->prev = t->next = NULL;
+        LIST_REMOVE(timers, l->timers, t);
         t->armed = false;
 }
 
@@ -140,7 +130,7 @@ void event_loop_timer_disarm(EventLoop *l, EventTimer *t) {
 static int wait_msec(EventLoop *l, usec_t now, usec_t max_wait) {
         usec_t wait = max_wait;
 
-        for (EventTimer *t = l->timers; t; t = t->next)
+        for (EventTimer *t = l->timers; t; t = t->timers_next)
                 wait = MIN(wait, t->deadline > now ? t->deadline - now : 0);
         if (wait == USEC_INFINITY)
                 return -1;
@@ -154,7 +144,7 @@ static void run_due_timers(EventLoop *l) {
         /* A handler may arm or disarm timers: start over after each one. */
         do {
                 again = false;
-                for (EventTimer *t = l->timers; t; t = t->next)
+                for (EventTimer *t = l->timers; t; t = t->timers_next)
                         if (t->deadline <= now) {
                                 event_loop_timer_disarm(l, t);
                                 t->fire(l, t);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/epoll.h>
 
+#include "list.h"
 #include "macro.h"
 
 typedef struct EventLoop EventLoop;
@@ -19,7 +20,7 @@ typedef void (*EventHandler)(EventLoop *l, int fd, uint32_t events, void *userda
 typedef struct EventTimer EventTimer;
 typedef void (*TimerHandler)(EventLoop *l, EventTimer *t);
 struct EventTimer {
-        EventTimer *prev, *next;
+        LIST_FIELDS(EventTimer, timers);
         usec_t deadline; /* on the coarse monotonic clock */
         TimerHandler fire;
         bool armed;

@@ -58,7 +58,7 @@ typedef struct Exchange {
         struct MHD_Connection *connection;
         ExchangeState state;
         Wait wait;
-        struct Exchange *suspended_prev, *suspended_next; /* in Server.suspended while waiting */
+        LIST_FIELDS(struct Exchange, suspended); /* in Server.suspended while waiting */
         EventTimer timer;    /* bounds a wait on the daemon (SOCKET_PROXY_TIMEOUT) */
         usec_t head_deadline;
         bool timed_out;
@@ -104,28 +104,6 @@ static EventLoop *loop_of(const Exchange *x) {
         return x->front->server->loop;
 }
 
-static void suspended_link(Exchange *x) {
-        Server *s = x->front->server;
-
-        x->suspended_prev = NULL;
-        x->suspended_next = s->suspended;
-        if (x->suspended_next)
-                x->suspended_next->suspended_prev = x;
-        s->suspended = x;
-}
-
-static void suspended_unlink(Exchange *x) {
-        Server *s = x->front->server;
-
-        if (x->suspended_prev)
-                x->suspended_prev->suspended_next = x->suspended_next;
-        else if (s->suspended == x)
-                s->suspended = x->suspended_next;
-        if (x->suspended_next)
-                x->suspended_next->suspended_prev = x->suspended_prev;
-        x->suspended_prev = x->suspended_next = NULL;
-}
-
 /* The daemon socket's events: EPOLLOUT only while a send waits, since every read the daemon
  * makes would report it. */
 #define DAEMON_EVENTS (EPOLLIN | EPOLLRDHUP | EPOLLET)
@@ -139,7 +117,7 @@ static void exchange_resume(Exchange *x) {
                 x->writable_watched = false;
         x->wait = WAIT_NONE;
         event_loop_timer_disarm(l, &x->timer);
-        suspended_unlink(x);
+        LIST_REMOVE(suspended, x->front->server->suspended, x);
         MHD_resume_connection(x->connection);
 }
 
@@ -165,7 +143,7 @@ static void exchange_suspend(Exchange *x, Wait wait, usec_t deadline) {
         if (deadline != USEC_INFINITY)
                 event_loop_timer_arm(l, &x->timer, deadline, on_wait_timeout);
         x->wait = wait;
-        suspended_link(x);
+        LIST_PREPEND(suspended, x->front->server->suspended, x);
         MHD_suspend_connection(x->connection);
 }
 
@@ -293,7 +271,7 @@ static Exchange *exchange_free(Exchange *x) {
         l = loop_of(x);
         event_loop_timer_disarm(l, &x->timer);
         if (x->wait != WAIT_NONE)
-                suspended_unlink(x);
+                LIST_REMOVE(suspended, x->front->server->suspended, x);
         x->wait = WAIT_NONE;
         if (x->client_watched)
                 event_loop_remove(l, x->client_fd);

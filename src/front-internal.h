@@ -10,6 +10,7 @@
 #include "client-gate.h"
 #include "event-loop.h"
 #include "front.h"
+#include "list.h"
 #include "peer.h"
 #include "policy.h"
 
@@ -33,7 +34,7 @@ typedef struct Front {
 /* One per client connection, for as long as it is open; listed in the Server so that
  * the reaper can end connections that take too long to send their request headers. */
 typedef struct ConnectionState {
-        struct ConnectionState *prev, *next;
+        LIST_FIELDS(struct ConnectionState, connections);
         Front *front;
         int fd;
         bool poisoned;              /* a refused or malformed request was answered: serve no more */

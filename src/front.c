@@ -126,10 +126,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
                 cs->fd = ci->connect_fd;
                 wait_on_client(cs, true, false);
                 pthread_mutex_lock(&s->connections_lock);
-                cs->next = s->connections;
-                if (cs->next)
-                        cs->next->prev = cs;
-                s->connections = cs;
+                LIST_PREPEND(connections, s->connections, cs);
                 pthread_mutex_unlock(&s->connections_lock);
                 *socket_context = cs;
         } else {
@@ -142,12 +139,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
                 /* Unlisted before MHD closes the fd: the reaper and the gate never see a reused number. */
                 client_gate_detach(&cs->gate);
                 pthread_mutex_lock(&s->connections_lock);
-                if (cs->prev)
-                        cs->prev->next = cs->next;
-                else
-                        s->connections = cs->next;
-                if (cs->next)
-                        cs->next->prev = cs->prev;
+                LIST_REMOVE(connections, s->connections, cs);
                 pthread_mutex_unlock(&s->connections_lock);
                 free(cs->spare_exchange);
                 *socket_context = mfree_ptr(cs);
@@ -446,7 +438,7 @@ unsigned server_reap(Server *s) {
         pthread_rwlock_unlock(&s->config_lock);
 
         pthread_mutex_lock(&s->connections_lock);
-        for (ConnectionState *cs = s->connections; cs; cs = cs->next) {
+        for (ConnectionState *cs = s->connections; cs; cs = cs->connections_next) {
                 /* An idle keep-alive connection has its keep-alive time on top. */
                 usec_t allowed = header + (cs->reused && !atomic_load(&cs->in_body) ? keepalive : 0);
                 usec_t since;

@@ -9,7 +9,7 @@
 #include "linger.h"
 
 struct Lingering {
-        Lingering *prev, *next;
+        LIST_FIELDS(Lingering, lingering);
         LingerSet *set;
         EventTimer timer;
         int fd;
@@ -22,12 +22,7 @@ static void lingering_end(Lingering *lg) {
         event_loop_timer_disarm(set->loop, &lg->timer);
         event_loop_forget(set->loop, lg->fd);
         safe_close(lg->fd);
-        if (lg->prev)
-                lg->prev->next = lg->next;
-        else
-                set->head = lg->next;
-        if (lg->next)
-                lg->next->prev = lg->prev;
+        LIST_REMOVE(lingering, set->head, lg);
         free(lg);
 }
 
@@ -72,10 +67,7 @@ int linger_set_add(LingerSet *set, int fd) {
                 free(lg);
                 return r;
         }
-        lg->next = set->head;
-        if (lg->next)
-                lg->next->prev = lg;
-        set->head = lg;
+        LIST_PREPEND(lingering, set->head, lg);
         event_loop_timer_arm(set->loop, &lg->timer, now_coarse_usec() + CLIENT_GATE_LINGER_USEC, on_timeout);
         return 0;
 }
