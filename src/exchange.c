@@ -147,6 +147,12 @@ static void exchange_suspend(Exchange *x, Wait wait, usec_t deadline) {
         MHD_suspend_connection(x->connection);
 }
 
+/* The daemon's socket took no more of the request: wait until it takes more, for
+ * SOCKET_PROXY_TIMEOUT at most (each time it takes some). */
+static void await_daemon_reading(Exchange *x) {
+        exchange_suspend(x, WAIT_DAEMON_WRITABLE, now_coarse_usec() + x->settings.timeout_usec);
+}
+
 static void on_daemon_ready(EventLoop *l, int fd, uint32_t events, void *userdata) {
         Exchange *x = userdata;
         uint32_t wanted = x->wait == WAIT_DAEMON_WRITABLE ? EPOLLOUT :
@@ -203,6 +209,12 @@ static int daemon_connect(Exchange *x, bool reuse) {
         }
         x->sent_any = false;
         return r;
+}
+
+/* A kept connection turned out closed by the daemon: a new one, not from the idle ones. */
+static int daemon_reconnect(Exchange *x) {
+        daemon_close(x);
+        return daemon_connect(x, false);
 }
 
 /* Sends what is left in x->out. 0 once it is all out, -EAGAIN, or -errno. */
@@ -739,10 +751,9 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
                 return MHD_YES;
         }
         r = send_or_keep(x, &(struct iovec) { .iov_base = head.buf, .iov_len = head.size }, 1);
-        if (r < 0 && r != -EAGAIN && !x->sent_any && upstream_stale(&x->up, r)) {
+        if (!x->sent_any && upstream_stale(&x->up, r)) {
                 /* Nothing reached the daemon: any request may go again. */
-                daemon_close(x);
-                r = daemon_connect(x, false);
+                r = daemon_reconnect(x);
                 if (r >= 0)
                         r = send_or_keep(x, &(struct iovec) { .iov_base = head.buf, .iov_len = head.size }, 1);
         }
@@ -753,7 +764,7 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
                 x->retry_head_size = head.size;
         }
         if (r == -EAGAIN)
-                exchange_suspend(x, WAIT_DAEMON_WRITABLE, now_coarse_usec() + rs->timeout_usec);
+                await_daemon_reading(x);
         return MHD_YES;
 }
 
@@ -786,7 +797,6 @@ static int release_held_as_chunked(Exchange *x) {
 }
 
 static enum MHD_Result forward_body(Exchange *x, const char *data, size_t *size) {
-        usec_t timeout = x->settings.timeout_usec;
         int r;
 
         if (x->state == EXCHANGE_FORWARDING && x->holding) {
@@ -812,7 +822,7 @@ static enum MHD_Result forward_body(Exchange *x, const char *data, size_t *size)
                 r = flush_out(x);
                 if (r == -EAGAIN && !x->timed_out) {
                         /* MHD keeps the data until the daemon takes what came before it. */
-                        exchange_suspend(x, WAIT_DAEMON_WRITABLE, now_coarse_usec() + timeout);
+                        await_daemon_reading(x);
                         return MHD_YES;
                 }
                 if (r == -EAGAIN)
@@ -827,7 +837,7 @@ static enum MHD_Result forward_body(Exchange *x, const char *data, size_t *size)
                 if (r >= 0)
                         r = send_or_keep(x, v, n);
                 if (r == -EAGAIN)
-                        exchange_suspend(x, WAIT_DAEMON_WRITABLE, now_coarse_usec() + timeout);
+                        await_daemon_reading(x);
                 else if (r < 0)
                         body_failed(x, r);
         }
@@ -1060,15 +1070,14 @@ static enum MHD_Result exchange_finish(Exchange *x, struct MHD_Connection *c) {
                         x->last_chunk_queued = true;
                 }
                 r = flush_out(x);
-                if (r < 0 && r != -EAGAIN && !x->sent_any && upstream_stale(&x->up, r)) {
+                if (!x->sent_any && upstream_stale(&x->up, r)) {
                         /* A kept connection the daemon had closed: nothing reached it. */
-                        daemon_close(x);
-                        r = daemon_connect(x, false);
+                        r = daemon_reconnect(x);
                         if (r >= 0)
                                 r = flush_out(x);
                 }
                 if (r == -EAGAIN && !x->timed_out) {
-                        exchange_suspend(x, WAIT_DAEMON_WRITABLE, now_coarse_usec() + rs->timeout_usec);
+                        await_daemon_reading(x);
                         return MHD_YES;
                 }
                 if (r == -EAGAIN)
@@ -1089,8 +1098,7 @@ static enum MHD_Result exchange_finish(Exchange *x, struct MHD_Connection *c) {
         }
         if (r < 0 && x->retry_head && upstream_stale(&x->up, r)) {
                 /* The request goes again, once, on a new connection. */
-                daemon_close(x);
-                r = daemon_connect(x, false);
+                r = daemon_reconnect(x);
                 if (r >= 0) {
                         free(x->out);
                         x->out = TAKE_PTR(x->retry_head);
