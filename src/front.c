@@ -262,6 +262,7 @@ static void *serve(void *userdata) {
                         pthread_rwlock_unlock(&s->config_lock);
                         /* Kept daemon connections last as long as an idle client connection. */
                         (void) upstream_expire_idle(keepalive, exchange_forget_idle, s->loop);
+                        (void) upstream_trim_buffers(false);
                         next_expiry = now + IDLE_CHECK_USEC;
                 }
         }
@@ -416,7 +417,7 @@ Config *server_swap_config(Server *s, Config *c) {
 
 /* Once the last connection is gone, what the threads freed goes back to the system:
  * glibc keeps it in each thread's arena otherwise, and a burst of streams would leave
- * the process large for good. */
+ * the process large for good. No request needs a spare read buffer then either. */
 static void release_memory_when_idle(Server *s) {
         Counters *k = &s->counters;
         unsigned long served = atomic_load(&k->allowed) + atomic_load(&k->refused) + atomic_load(&k->malformed) +
@@ -425,6 +426,7 @@ static void release_memory_when_idle(Server *s) {
         if (atomic_load(&k->connections) > 0 || served == s->served_at_trim)
                 return;
         s->served_at_trim = served;
+        (void) upstream_trim_buffers(true);
         (void) malloc_trim(0);
 }
 
@@ -529,6 +531,7 @@ Server *server_free(Server *s) {
                 if (s->fronts[i].daemon)
                         MHD_stop_daemon(s->fronts[i].daemon);
         event_loop_free(s->loop);
+        (void) upstream_trim_buffers(true);
         free(s->fronts);
         safe_close(s->cancel_fd);
         pthread_rwlock_destroy(&s->config_lock);

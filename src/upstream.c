@@ -101,36 +101,61 @@ bool upstream_stale(const Upstream *u, int r) {
         return u->reused && u->end == 0 && (r == -ECONNRESET || r == -EPIPE);
 }
 
-/* A thread keeps its last read buffer for its next request: a 64 KiB malloc() and free()
- * per request cost more than the rest of the request's bookkeeping when requests come one
- * after another. The buffer is freed when the thread ends. */
-static pthread_key_t spare_buffer_key;
-static pthread_once_t spare_buffer_once = PTHREAD_ONCE_INIT;
-static bool spare_buffer_usable;
+/* Read buffers that no request holds, kept for the next ones: a 64 KiB malloc() and free()
+ * per request cost more than the rest of its bookkeeping, and with many requests in flight
+ * the allocator also merges and splits those chunks each time. As many are kept as were in
+ * use at once, up to SPARE_BUFFERS_MAX; upstream_trim_buffers() frees the ones that no
+ * request needed since it last ran. The most recently used is taken first: its pages are
+ * the likeliest to be in the cache. */
+#define SPARE_BUFFERS_MAX 64U
 
-static void spare_buffer_init(void) {
-        spare_buffer_usable = pthread_key_create(&spare_buffer_key, free) == 0;
-}
+static struct {
+        char *buf[SPARE_BUFFERS_MAX];
+        size_t n;
+        size_t low_water; /* the fewest spares since the last trim: that many were not needed */
+} spare;
+static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static char *buffer_take(void) {
-        char *b;
+        char *b = NULL;
 
-        (void) pthread_once(&spare_buffer_once, spare_buffer_init);
-        if (spare_buffer_usable && (b = pthread_getspecific(spare_buffer_key))) {
-                (void) pthread_setspecific(spare_buffer_key, NULL);
-                return b;
+        pthread_mutex_lock(&spare_lock);
+        if (spare.n > 0) {
+                b = spare.buf[--spare.n];
+                spare.low_water = MIN(spare.low_water, spare.n);
         }
-        return malloc(UPSTREAM_BUFFER_SIZE);
+        pthread_mutex_unlock(&spare_lock);
+        return b ?: malloc(UPSTREAM_BUFFER_SIZE);
 }
 
 static void buffer_give_back(char *b) {
         if (!b)
                 return;
-        (void) pthread_once(&spare_buffer_once, spare_buffer_init);
-        if (spare_buffer_usable && !pthread_getspecific(spare_buffer_key) &&
-            pthread_setspecific(spare_buffer_key, b) == 0)
-                return;
+        pthread_mutex_lock(&spare_lock);
+        if (spare.n < SPARE_BUFFERS_MAX)
+                spare.buf[spare.n++] = TAKE_PTR(b);
+        pthread_mutex_unlock(&spare_lock);
         free(b);
+}
+
+unsigned upstream_trim_buffers(bool all) {
+        char *unused[SPARE_BUFFERS_MAX];
+        size_t k;
+
+        pthread_mutex_lock(&spare_lock);
+        /* The least recently used sit at the bottom of the stack. */
+        k = all ? spare.n : MIN(spare.low_water, spare.n);
+        if (k > 0) {
+                memcpy(unused, spare.buf, k * sizeof(char *));
+                memmove(spare.buf, spare.buf + k, (spare.n - k) * sizeof(char *));
+                spare.n -= k;
+        }
+        spare.low_water = spare.n;
+        pthread_mutex_unlock(&spare_lock);
+
+        for (size_t i = 0; i < k; i++)
+                free(unused[i]);
+        return (unsigned) k;
 }
 
 int upstream_connect(Upstream *u, const char *socket_path, bool reuse) {

@@ -62,6 +62,9 @@ bool upstream_drop_idle(int fd);
 /* Closes the kept connections idle for max_idle or longer, telling closing() first. Returns
  * how many. */
 unsigned upstream_expire_idle(usec_t max_idle, void (*closing)(int fd, void *userdata), void *userdata);
+/* Frees the spare read buffers that no request took since the last call (all of them if
+ * all is set). Returns how many. */
+unsigned upstream_trim_buffers(bool all);
 
 /* For "permission denied": who the proxy runs as, who owns the socket with what mode, and
  * how to fix it. */

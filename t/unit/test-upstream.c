@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/* What upstream.c keeps between requests: spare read buffers (reused most recent first,
+ * trimmed once no request needed them for a whole check interval) and idle daemon
+ * connections (taken back for the same socket only, closed when they expire). A listening
+ * Unix socket in a temporary directory stands in for the daemon: nothing is sent. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "fd-util.h"
+#include "tap.h"
+#include "upstream.h"
+
+static char dir[] = "/tmp/test-upstream-XXXXXX";
+static char path[sizeof(dir) + 16], other_path[sizeof(dir) + 16];
+
+static int listen_at(const char *p) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        if (fd < 0)
+                bail("socket: %m");
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", p);
+        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(fd, 64) < 0)
+                bail("bind/listen %s: %m", p);
+        return fd;
+}
+
+/* A response read to its end: what upstream_release() keeps. */
+static void finish_cleanly(Upstream *u) {
+        u->head.status = 200;
+        u->head.connection_close = false;
+        u->body_mode = BODY_LENGTH;
+        u->body_done = true;
+        u->start = u->end = 0;
+}
+
+static void test_spare_buffers(void) {
+        Upstream u[4];
+        char *first;
+
+        for (size_t i = 0; i < 4; i++) {
+                u[i] = UPSTREAM_NULL;
+                if (upstream_connect(&u[i], path, false) < 0)
+                        bail("connect: %m");
+        }
+        ok(u[0].buf && u[1].buf && u[0].buf != u[1].buf, "requests in flight at once each have a buffer");
+        first = u[3].buf;
+        for (size_t i = 0; i < 4; i++)
+                upstream_done(&u[i]);
+        ok(!u[0].buf && u[0].fd < 0, "upstream_done gives back the buffer and closes the connection");
+
+        u[0] = UPSTREAM_NULL;
+        (void) upstream_connect(&u[0], path, false);
+        is_int(1, u[0].buf == first, "the buffer given back last is taken first");
+        upstream_done(&u[0]);
+
+        /* All four were in use during this interval: none is freed yet. */
+        is_int(0, upstream_trim_buffers(false), "a trim right after four requests at once frees none");
+        u[0] = u[1] = UPSTREAM_NULL;
+        (void) upstream_connect(&u[0], path, false);
+        (void) upstream_connect(&u[1], path, false);
+        upstream_done(&u[0]);
+        upstream_done(&u[1]);
+        is_int(2, upstream_trim_buffers(false), "the next trim frees the two that no request took meanwhile");
+        is_int(2, upstream_trim_buffers(false), "then the two that were used, once a whole interval passed without them");
+        is_int(0, upstream_trim_buffers(false), "nothing is left to free");
+
+        u[0] = UPSTREAM_NULL;
+        (void) upstream_connect(&u[0], path, false);
+        upstream_done(&u[0]);
+        is_int(1, upstream_trim_buffers(true), "trimming all frees a spare that was just used");
+}
+
+static void test_idle_connections(void) {
+        Upstream u = UPSTREAM_NULL, v = UPSTREAM_NULL;
+        int kept, fd;
+
+        (void) upstream_connect(&u, path, true);
+        ok(!u.reused, "with nothing kept, a new connection is made");
+        fd = u.fd;
+        finish_cleanly(&u);
+        kept = upstream_release(&u, path);
+        is_int(fd, kept, "a connection whose response ended cleanly is kept");
+
+        (void) upstream_connect(&v, other_path, true);
+        ok(!v.reused && v.fd != fd, "a request to another socket does not take it");
+        upstream_done(&v);
+
+        v = UPSTREAM_NULL;
+        (void) upstream_connect(&v, path, true);
+        ok(v.reused && v.fd == fd, "the next request to the same socket does");
+        v.head.connection_close = true;
+        v.body_mode = BODY_LENGTH;
+        v.body_done = true;
+        is_int(-EBADF, upstream_release(&v, path), "one the daemon said it closes is not kept");
+
+        u = UPSTREAM_NULL;
+        (void) upstream_connect(&u, path, true);
+        finish_cleanly(&u);
+        (void) upstream_release(&u, path);
+        is_int(0, upstream_expire_idle(USEC_PER_SEC * 60, NULL, NULL), "a kept connection younger than the limit stays");
+        is_int(1, upstream_expire_idle(0, NULL, NULL), "one at the limit is closed");
+        (void) upstream_trim_buffers(true);
+}
+
+int main(void) {
+        _cleanup_close_ int l1 = -EBADF, l2 = -EBADF;
+
+        plan_lazy();
+        if (!mkdtemp(dir))
+                bail("mkdtemp: %m");
+        snprintf(path, sizeof(path), "%s/a.sock", dir);
+        snprintf(other_path, sizeof(other_path), "%s/b.sock", dir);
+        l1 = listen_at(path);
+        l2 = listen_at(other_path);
+
+        test_spare_buffers();
+        test_idle_connections();
+
+        (void) unlink(path);
+        (void) unlink(other_path);
+        (void) rmdir(dir);
+        return 0;
+}
