@@ -901,17 +901,20 @@ void exchange_resume_all(Server *s) {
                 exchange_resume(s->suspended);
 }
 
-static enum MHD_Result add_response_headers(struct MHD_Response *resp, const HttpResponseHead *h) {
-        const char *connection = NULL;
-
+/* Whether a Connection header of the daemon's names this field: it ends at this hop. */
+static bool listed_in_connection(const HttpResponseHead *h, const char *name) {
         for (size_t i = 0; i < h->n_headers; i++)
-                if (strcaseeq(h->headers[i].name, "Connection"))
-                        connection = h->headers[i].value;
+                if (strcaseeq(h->headers[i].name, "Connection") && http_list_has_token(h->headers[i].value, name))
+                        return true;
+        return false;
+}
+
+static enum MHD_Result add_response_headers(struct MHD_Response *resp, const HttpResponseHead *h) {
         for (size_t i = 0; i < h->n_headers; i++) {
                 const HttpHeader *hd = &h->headers[i];
 
                 if (http_header_is_hop_by_hop(hd->name) || strcaseeq(hd->name, "Content-Length") ||
-                    http_list_has_token(connection, hd->name))
+                    (h->connection_lists_fields && listed_in_connection(h, hd->name)))
                         continue;
                 /* MHD refuses a few headers it sets itself; that is not an error. */
                 (void) MHD_add_response_header(resp, hd->name, hd->value);

@@ -206,6 +206,19 @@ bool http_list_has_token(const char *list, const char *token) {
         return false;
 }
 
+/* How many non-empty elements a comma-separated list has. */
+static size_t list_count_tokens(const char *list) {
+        size_t n = 0;
+
+        for (const char *p = list; *p; ) {
+                p += strspn(p, " \t,");
+                if (*p)
+                        n++;
+                p += strcspn(p, ",");
+        }
+        return n;
+}
+
 bool http_header_is_hop_by_hop(const char *name) {
 #define HOP(s) { s, sizeof(s) - 1 }
         /* Asked of every header both ways: compare only names of the same length. */
@@ -385,7 +398,7 @@ int http_response_head_parse(char *buf, size_t head_size, HttpResponseHead *ret)
         /* Only the fields used so far are set: the header array alone is 1.6 KiB. */
         h->n_headers = 0;
         h->content_length = -1;
-        h->chunked = h->connection_close = h->connection_upgrade = false;
+        h->chunked = h->connection_close = h->connection_upgrade = h->connection_lists_fields = false;
         h->upgrade = h->content_type = NULL;
 
         if (head_size < 4 || memcmp(buf + head_size - 4, "\r\n\r\n", 4) != 0)
@@ -459,10 +472,15 @@ int http_response_head_parse(char *buf, size_t head_size, HttpResponseHead *ret)
                         have_te = true;
                         h->chunked = true;
                 } else if (NAME_IS(name, name_len, "Connection")) {
-                        if (http_list_has_token(value, "close"))
-                                h->connection_close = true;
-                        if (http_list_has_token(value, "upgrade"))
-                                h->connection_upgrade = true;
+                        bool close = http_list_has_token(value, "close"),
+                                upgrade = http_list_has_token(value, "upgrade"),
+                                keep_alive = http_list_has_token(value, "keep-alive");
+
+                        h->connection_close = h->connection_close || close;
+                        h->connection_upgrade = h->connection_upgrade || upgrade;
+                        /* Anything else may name a header that ends at this hop. */
+                        if (list_count_tokens(value) > (size_t) close + upgrade + keep_alive)
+                                h->connection_lists_fields = true;
                 } else if (NAME_IS(name, name_len, "Upgrade"))
                         h->upgrade = value;
                 else if (NAME_IS(name, name_len, "Content-Type"))

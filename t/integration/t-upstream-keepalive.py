@@ -73,6 +73,8 @@ class FakeDaemon:
                  connection; in one write, or with /slow/ in the target a piece each 50 ms
       slowread   reads the request body 16 KiB every 2 ms and answers its sha256 in hex
       noread     reads a request's head, never its body, and closes after 5 s
+      hopheaders answers with hop-by-hop fields and two Connection headers that name two
+                 more (X-Named-First, X-Named-Second) beside one that stays (X-Stays)
     """
 
     def __init__(self, path):
@@ -212,6 +214,13 @@ class FakeDaemon:
                     s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n" + body)
                     s.shutdown(socket.SHUT_WR)
                     return
+                if mode == "hopheaders":
+                    s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                              b"Connection: keep-alive, X-Named-First\r\nKeep-Alive: timeout=5\r\n"
+                              b"X-Named-First: 1\r\nX-Stays: 2\r\nConnection: X-Named-Second\r\n"
+                              b"X-Named-Second: 3\r\nProxy-Connection: keep-alive\r\n"
+                              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+                    continue
                 close = b"Connection: close\r\n" if mode == "close" else b""
                 s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s"
                           % (close, len(body), body))
@@ -716,7 +725,22 @@ def body(tap):
     st, _, b = one(sock, "GET", "/_ping?case=12&i=after")
     tap.ok(st == 200 and is_n(b), "and the next request is served", "status %r: %r" % (st, b[:200]))
 
-    # 13. Still there, and it stops cleanly.
+    # 13. Fields that end at the daemon's hop stay there: the hop-by-hop ones, and those that
+    # any of its Connection headers name. The rest, and the connection, go on.
+    fake.mode = "hopheaders"
+    c = Client(sock)
+    st, hd, b = c.request("GET", "/_ping?case=13&i=1")
+    st2, _, b2 = c.request("GET", "/_ping?case=13&i=2")
+    c.close()
+    fake.mode = "keepalive"
+    gone = [k for k in ("x-named-first", "x-named-second", "keep-alive", "proxy-connection") if k in hd]
+    tap.ok(st == 200 and is_n(b) and hd.get("x-stays") == "2" and not gone,
+           "the daemon's hop-by-hop fields and those its two Connection headers name are not passed on; "
+           "the others are", "status %r, passed on: %r, headers %r" % (st, gone, hd), *diag_all())
+    tap.ok(st2 == 200 and is_n(b2), "and the client's connection serves the next request",
+           "status %r: %r" % (st2, b2[:200]))
+
+    # 14. Still there, and it stops cleanly.
     tap.ok(proc.poll() is None, "the proxy still runs", *diag_all())
     rc = dsp.stop(tap, proc)
     tap.is_(rc, 0, "it stops on SIGTERM with status 0") or tap.diag(proxy_log())
