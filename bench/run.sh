@@ -464,8 +464,9 @@ report() {
 			row "  ${e#*:} ($c conn)" "ka_${e%%:*}_$c.rps" "%.0f" "$g"
 		done
 	done
-	row "  /images/json, chunked (16 conn)" ka_images_16.rps "%.0f" "h>=1.5,d>=0.6"
-	row "  POST /containers/create (16 conn)" ka_post_16.rps "%.0f" "h>=1.5,d>=0.6"
+	# The issue sets its goal for the three GETs above; these two are for reference.
+	row "  /images/json, chunked (16 conn), no goal set" ka_images_16.rps "%.0f"
+	row "  POST /containers/create (16 conn), no goal set" ka_post_16.rps "%.0f"
 	echo "new connection per request (Connection: close), req/s"
 	row "  /_ping (1 conn)" close_ping_1.rps "%.0f" "h>=1.3"
 	row "  /_ping (16 conn)" close_ping_16.rps "%.0f" "h>=1.3"
