@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "http-util.h"
+#include "macro.h"
 #include "request-gate.h"
 
 enum {
@@ -27,6 +28,15 @@ static const char HTTP_VERSION_PREFIX[] = "HTTP/1.";
 /* field-vchar / SP / HTAB: visible ASCII or obs-text. */
 static bool is_value_byte(unsigned char c) {
         return c == ' ' || c == '\t' || (c > 0x20 && c != 0x7f);
+}
+
+/* How many bytes from p on may be in a header value, but not CR. */
+static size_t span_value_bytes(const unsigned char *p, size_t n) {
+        size_t k = 0;
+
+        while (k < n && is_value_byte(p[k]))
+                k++;
+        return k;
 }
 
 static void start_request(RequestGate *g) {
@@ -443,6 +453,19 @@ size_t request_gate_feed(RequestGate *g, const void *bytes, size_t n) {
                         }
                         continue;
                 }
+                case GATE_FIELD_VALUE:
+                        if (g->field == GATE_FIELD_OTHER) {
+                                /* A value nothing reads: only how many bytes it has and that each
+                                 * may be in a value matter. The byte that ends the run (CR, a
+                                 * byte that is refused, the one past the head limit) is stepped. */
+                                size_t k = span_value_bytes(p + i, MIN(n - i, g->max_head - g->head_bytes));
+
+                                g->head_bytes += k;
+                                i += k;
+                                if (i == n)
+                                        break;
+                        }
+                        /* fall through */
                 default: {
                         uint64_t before = g->requests;
 
