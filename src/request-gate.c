@@ -30,15 +30,6 @@ static bool is_value_byte(unsigned char c) {
         return c == ' ' || c == '\t' || (c > 0x20 && c != 0x7f);
 }
 
-/* How many bytes from p on may be in a header value, but not CR. */
-static size_t span_value_bytes(const unsigned char *p, size_t n) {
-        size_t k = 0;
-
-        while (k < n && is_value_byte(p[k]))
-                k++;
-        return k;
-}
-
 static void start_request(RequestGate *g) {
         size_t max_target = g->max_target, max_head = g->max_head;
         uint64_t requests = g->requests;
@@ -425,6 +416,26 @@ static bool step(RequestGate *g, unsigned char c) {
         return false; /* not reached: the bulk phases are handled by the caller */
 }
 
+/* Takes the run of bytes from p on that needs no decision of its own: the token bytes of
+ * a field name (kept lower-case as far as the name buffer goes), or the value of a field
+ * nothing reads, where only that each byte may be in a value and how many there are
+ * matter. It stops at the head limit; the byte that ends the run (a colon, CR, a refused
+ * byte, the first one past the limit) is left to step(). Returns how many it took. */
+static size_t take_run(RequestGate *g, const unsigned char *p, size_t n) {
+        size_t max = MIN(n, g->max_head - g->head_bytes), k = 0;
+
+        if (g->phase == GATE_FIELD_NAME)
+                for (; k < max && http_is_tchar(p[k]); k++, g->name_len++) {
+                        if (g->name_len < sizeof(g->name))
+                                g->name[g->name_len] = (char) (p[k] >= 'A' && p[k] <= 'Z' ? p[k] + 32 : p[k]);
+                }
+        else if (g->phase == GATE_FIELD_VALUE && g->field == GATE_FIELD_OTHER)
+                while (k < max && is_value_byte(p[k]))
+                        k++;
+        g->head_bytes += k;
+        return k;
+}
+
 size_t request_gate_feed(RequestGate *g, const void *bytes, size_t n) {
         const unsigned char *p = bytes;
         size_t i = 0;
@@ -453,22 +464,12 @@ size_t request_gate_feed(RequestGate *g, const void *bytes, size_t n) {
                         }
                         continue;
                 }
-                case GATE_FIELD_VALUE:
-                        if (g->field == GATE_FIELD_OTHER) {
-                                /* A value nothing reads: only how many bytes it has and that each
-                                 * may be in a value matter. The byte that ends the run (CR, a
-                                 * byte that is refused, the one past the head limit) is stepped. */
-                                size_t k = span_value_bytes(p + i, MIN(n - i, g->max_head - g->head_bytes));
-
-                                g->head_bytes += k;
-                                i += k;
-                                if (i == n)
-                                        break;
-                        }
-                        /* fall through */
                 default: {
                         uint64_t before = g->requests;
 
+                        i += take_run(g, p + i, n - i);
+                        if (i == n)
+                                break;
                         if (!step(g, p[i]))
                                 return i;
                         i++;

@@ -334,6 +334,10 @@ static void test_valid(void) {
                        "POST /x HTTP/1.1\r\nContent-Length: 000000000000000003\r\n\r\n \0\n", 1),
                 ACCEPT("field names in any case",
                        "POST /x HTTP/1.1\r\ncOnTeNt-LeNgTh: 2\r\n\r\n \n" "GET / HTTP/1.1\r\n\r\n", 2),
+                ACCEPT("a longer name that begins with Content-Length is another field",
+                       "POST /x HTTP/1.1\r\nContent-Length-Of-Something-Else: 5\r\n\r\n" "GET / HTTP/1.1\r\n\r\n", 2),
+                ACCEPT("a name as long as the name buffer and one byte longer",
+                       "GET /x HTTP/1.1\r\nX-Twenty-Bytes-Name-: a\r\nX-Twenty-One-Bytes-Nam: b\r\n\r\n", 1),
                 ACCEPT("chunked with extensions and a trailer",
                        CHK "5;name=value\r\nhello\r\n3;a;b=\"c d\"\r\n\0\n\r\r\nA\r\n0123456789\r\n"
                        "0;last\r\nX-Trailer: 1\r\nChecksum: abc\r\n\r\n", 1),
