@@ -416,15 +416,24 @@ static bool step(RequestGate *g, unsigned char c) {
         return false; /* not reached: the bulk phases are handled by the caller */
 }
 
-/* Takes the run of bytes from p on that needs no decision of its own: the token bytes of
- * a field name (kept lower-case as far as the name buffer goes), or the value of a field
- * nothing reads, where only that each byte may be in a value and how many there are
- * matter. It stops at the head limit; the byte that ends the run (a colon, CR, a refused
- * byte, the first one past the limit) is left to step(). Returns how many it took. */
+/* Takes the run of bytes from p on that needs no decision of its own: the plain bytes of
+ * a request-target (kept as far as the target buffer goes; '?' and '&', which count query
+ * arguments, are left to step()), the token bytes of a field name (kept lower-case as far
+ * as the name buffer goes), or the value of a field nothing reads, where only that each
+ * byte may be in a value and how many there are matter. It stops at the head limit and at
+ * the target's; the byte that ends the run (a space, a colon, CR, a refused byte, the first
+ * one past a limit) is left to step(). Returns how many it took. */
 static size_t take_run(RequestGate *g, const unsigned char *p, size_t n) {
         size_t max = MIN(n, g->max_head - g->head_bytes), k = 0;
 
-        if (g->phase == GATE_FIELD_NAME)
+        if (g->phase == GATE_TARGET)
+                for (max = MIN(max, g->max_target - g->target_bytes);
+                     k < max && p[k] > ' ' && p[k] != 0x7f && p[k] != '?' && p[k] != '&'; k++) {
+                        if (g->target_bytes + 1 < sizeof(g->target))
+                                g->target[g->target_bytes] = (char) p[k];
+                        g->target_bytes++;
+                }
+        else if (g->phase == GATE_FIELD_NAME)
                 for (; k < max && http_is_tchar(p[k]); k++, g->name_len++) {
                         if (g->name_len < sizeof(g->name))
                                 g->name[g->name_len] = (char) (p[k] >= 'A' && p[k] <= 'Z' ? p[k] + 32 : p[k]);

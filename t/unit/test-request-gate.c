@@ -1060,6 +1060,17 @@ static void test_audit_fields(void) {
         request_gate_feed(&g, P("DELETE /containers/abcdef HTTP/1.1\r\n\r\nGET /a HTTP/1.1\r\n\0"));
         is_string("GET", g.method, "audit: the failing request's method");
         is_string("/a", g.target, "audit: the failing request's target, not the longer one before");
+
+        /* A query string, fed three bytes at a time: the runs stop at '?' and '&'. */
+        {
+                static const char q[] = "GET /images/json?all=1&filters=%7B%7D&x HTTP/1.1\r\nX: \x01";
+
+                request_gate_init(&g, DEFAULT_MAX_TARGET, DEFAULT_MAX_HEADER);
+                for (size_t at = 0; at < sizeof(q) - 1; at += 3)
+                        request_gate_feed(&g, q + at, sizeof(q) - 1 - at < 3 ? sizeof(q) - 1 - at : 3);
+                is_string("/images/json?all=1&filters=%7B%7D&x", g.target, "audit: a target with a query, in pieces");
+                is_int(3, (long) g.query_arguments, "and its query arguments are counted");
+        }
 }
 
 /* Random streams of good and bad pieces: whatever they are, the split must not matter. */
