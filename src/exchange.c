@@ -1117,8 +1117,8 @@ static enum MHD_Result exchange_finish(Exchange *x, struct MHD_Connection *c) {
         if (x->up.head.status == 101)
                 return exchange_upgrade(x, c, rs);
 
-        if (!x->upgrade && x->up.body_mode == BODY_UNTIL_CLOSE && x->up.head.content_type &&
-            strncmp(x->up.head.content_type, "application/vnd.docker.", 23) == 0)
+        if (!x->upgrade && x->up.body_mode == BODY_UNTIL_CLOSE &&
+            CONTENT_TYPE_IS(x->up.head.content_type, "application/vnd.docker."))
                 /* The daemon hijacked a request that did not ask for it (exec start without
                  * Upgrade): the client cannot send stdin through us, so the daemon gets EOF on it
                  * now rather than waiting for input forever. Its output still streams back. */

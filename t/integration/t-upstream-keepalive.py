@@ -75,6 +75,10 @@ class FakeDaemon:
       noread     reads a request's head, never its body, and closes after 5 s
       hopheaders answers with hop-by-hop fields and two Connection headers that name two
                  more (X-Named-First, X-Named-Second) beside one that stays (X-Stays)
+      rawstream  takes the connection over as dockerd does an exec start without Upgrade:
+                 a raw-stream Content-Type (in mixed case), no length; then waits 3 s at
+                 most for the end of what the proxy sends, says "saw-eof" or "no-eof",
+                 and closes
     """
 
     def __init__(self, path):
@@ -212,6 +216,18 @@ class FakeDaemon:
                 body = json.dumps({"n": n}).encode()
                 if mode == "untilclose":
                     s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n" + body)
+                    s.shutdown(socket.SHUT_WR)
+                    return
+                if mode == "rawstream":
+                    s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: Application/Vnd.Docker.Raw-Stream\r\n\r\n")
+                    s.settimeout(3)
+                    try:
+                        while buf or s.recv(65536):
+                            buf = b""
+                        said = b"saw-eof"
+                    except socket.timeout:
+                        said = b"no-eof"
+                    s.sendall(said)
                     s.shutdown(socket.SHUT_WR)
                     return
                 if mode == "hopheaders":
@@ -740,7 +756,19 @@ def body(tap):
     tap.ok(st2 == 200 and is_n(b2), "and the client's connection serves the next request",
            "status %r: %r" % (st2, b2[:200]))
 
-    # 14. Still there, and it stops cleanly.
+    # 14. A daemon that takes over a request that did not ask for it (exec start without
+    # Upgrade): the client cannot send through us, so the daemon gets the end of its input
+    # at once. Media types are compared without case.
+    fake.mode = "rawstream"
+    t0 = time.monotonic()
+    st, _, b = one(sock, "POST", "/containers/x/start?case=14", body=b"{}")
+    took = time.monotonic() - t0
+    fake.mode = "keepalive"
+    tap.ok(st == 200 and b == b"saw-eof" and took < 2.5,
+           "a response that takes the connection over (Application/Vnd.Docker.Raw-Stream) ends the daemon's "
+           "input at once", "status %r after %.2f s: %r" % (st, took, b[:200]), *diag_all())
+
+    # 15. Still there, and it stops cleanly.
     tap.ok(proc.poll() is None, "the proxy still runs", *diag_all())
     rc = dsp.stop(tap, proc)
     tap.is_(rc, 0, "it stops on SIGTERM with status 0") or tap.diag(proxy_log())
