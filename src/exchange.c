@@ -233,6 +233,20 @@ static int flush_out(Exchange *x) {
         return 0;
 }
 
+/* Sends what is kept for the daemon. When its socket takes no more, waits for it and
+ * returns -EINPROGRESS (MHD keeps what comes next until then), or -ETIMEDOUT once that wait
+ * ran out. */
+static int flush_or_await(Exchange *x) {
+        int r = flush_out(x);
+
+        if (r != -EAGAIN)
+                return r;
+        if (x->timed_out)
+                return -ETIMEDOUT;
+        await_daemon_reading(x);
+        return -EINPROGRESS;
+}
+
 /* Sends iov as far as the daemon's socket takes it now, and keeps the rest in x->out (which
  * must be empty) for flush_out(). 0 when all is out, -EAGAIN when some is kept, or -errno. */
 static int send_or_keep(Exchange *x, const struct iovec *iov, size_t n) {
@@ -819,14 +833,9 @@ static enum MHD_Result forward_body(Exchange *x, const char *data, size_t *size)
                 struct iovec v[3];
                 size_t n = 0;
 
-                r = flush_out(x);
-                if (r == -EAGAIN && !x->timed_out) {
-                        /* MHD keeps the data until the daemon takes what came before it. */
-                        await_daemon_reading(x);
+                r = flush_or_await(x);
+                if (r == -EINPROGRESS)
                         return MHD_YES;
-                }
-                if (r == -EAGAIN)
-                        r = -ETIMEDOUT;
                 if (r >= 0 && x->chunked_body) {
                         v[n++] = (struct iovec) { .iov_base = head,
                                                   .iov_len = (size_t) snprintf(head, sizeof(head), "%zx\r\n", *size) };
@@ -1072,19 +1081,15 @@ static enum MHD_Result exchange_finish(Exchange *x, struct MHD_Connection *c) {
                                 return MHD_NO;
                         x->last_chunk_queued = true;
                 }
-                r = flush_out(x);
+                r = flush_or_await(x);
                 if (!x->sent_any && upstream_stale(&x->up, r)) {
                         /* A kept connection the daemon had closed: nothing reached it. */
                         r = daemon_reconnect(x);
                         if (r >= 0)
-                                r = flush_out(x);
+                                r = flush_or_await(x);
                 }
-                if (r == -EAGAIN && !x->timed_out) {
-                        await_daemon_reading(x);
+                if (r == -EINPROGRESS)
                         return MHD_YES;
-                }
-                if (r == -EAGAIN)
-                        r = -ETIMEDOUT;
                 if (r < 0)
                         return daemon_failed(x, c, rs, r, false);
                 /* The daemon cannot have answered in the microseconds since: wait rather than try. */
