@@ -174,9 +174,8 @@ bool http_is_token(const char *s) {
         return true;
 }
 
-/* The bytes a field value may not hold: controls but HTAB, and DEL. NUL ends the string. */
-static const bool field_value_stop[256] = {
-        [0x00 ... 0x08] = true, [0x0a ... 0x1f] = true, [0x7f] = true,
+const bool http_field_byte_table[256] = {
+        ['\t'] = true, [' ' ... 0x7e] = true, [0x80 ... 0xff] = true,
 };
 
 bool http_is_field_value(const char *s) {
@@ -184,8 +183,8 @@ bool http_is_field_value(const char *s) {
 
         if (!p)
                 return false;
-        /* Every value of both heads passes here: one lookup per byte. */
-        while (!field_value_stop[*p])
+        /* NUL is not a field byte: it ends the loop, and the string if it is the last. */
+        while (http_is_field_byte(*p))
                 p++;
         return *p == '\0';
 }

@@ -43,6 +43,12 @@ extern const bool http_tchar_table[256];
 static inline bool http_is_tchar(unsigned char c) {
         return http_tchar_table[c];
 }
+/* A byte a field value may hold (RFC 9110 field-vchar, SP, HTAB): neither a control byte
+ * but HTAB nor DEL. A table too: both heads' values pass through it byte by byte. */
+extern const bool http_field_byte_table[256];
+static inline bool http_is_field_byte(unsigned char c) {
+        return http_field_byte_table[c];
+}
 
 /* Returns 0, a positive TargetError, or -ENOMEM. On success ret->path is allocated. */
 int http_target_parse(const char *raw, HttpTarget *ret);

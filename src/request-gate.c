@@ -25,11 +25,6 @@ enum {
 
 static const char HTTP_VERSION_PREFIX[] = "HTTP/1.";
 
-/* field-vchar / SP / HTAB: visible ASCII or obs-text. */
-static bool is_value_byte(unsigned char c) {
-        return c == ' ' || c == '\t' || (c > 0x20 && c != 0x7f);
-}
-
 static void start_request(RequestGate *g) {
         size_t max_target = g->max_target, max_head = g->max_head;
         uint64_t requests = g->requests;
@@ -314,7 +309,7 @@ static bool step(RequestGate *g, unsigned char c) {
                         g->field_cr = true;
                         return true;
                 }
-                if (!is_value_byte(c)) {
+                if (!http_is_field_byte(c)) {
                         if (c == '\0')
                                 return bad(g, "a NUL byte in a header value");
                         if (c == '\n')
@@ -378,7 +373,7 @@ static bool step(RequestGate *g, unsigned char c) {
                         g->phase = GATE_CHUNK_SIZE_LF;
                         return true;
                 }
-                if (!is_value_byte(c))
+                if (!http_is_field_byte(c))
                         return c == '\n' ? bad(g, "a chunk-size line ends in a bare LF (not CRLF)") :
                                 bad(g, "a control byte in a chunk extension");
                 return true;
@@ -439,7 +434,7 @@ static size_t take_run(RequestGate *g, const unsigned char *p, size_t n) {
                                 g->name[g->name_len] = (char) (p[k] >= 'A' && p[k] <= 'Z' ? p[k] + 32 : p[k]);
                 }
         else if (g->phase == GATE_FIELD_VALUE && g->field == GATE_FIELD_OTHER)
-                while (k < max && is_value_byte(p[k]))
+                while (k < max && http_is_field_byte(p[k]))
                         k++;
         g->head_bytes += k;
         return k;
