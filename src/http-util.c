@@ -189,38 +189,35 @@ bool http_is_field_value(const char *s) {
         return *p == '\0';
 }
 
+/* The next element of a comma-separated list from *p on, without the whitespace around it:
+ * its start (*ret_len bytes), or NULL at the end. *p moves past it. */
+static const char *list_next(const char **p, size_t *ret_len) {
+        const char *start;
+        size_t len;
+
+        *p += strspn(*p, " \t,");
+        if (!**p)
+                return NULL;
+        start = *p;
+        *p += strcspn(*p, ",");
+        len = (size_t) (*p - start);
+        while (start[len - 1] == ' ' || start[len - 1] == '\t')
+                len--; /* start[0] is neither */
+        *ret_len = len;
+        return start;
+}
+
+#define TOKEN_IS(t, len, want) ((len) == sizeof(want) - 1 && strncasecmp((t), (want), (len)) == 0)
+
 bool http_list_has_token(const char *list, const char *token) {
-        size_t tlen = strlen(token);
+        size_t tlen = strlen(token), len;
 
         if (!list)
                 return false;
-        for (const char *p = list; *p; ) {
-                const char *end;
-                size_t len;
-
-                p += strspn(p, " \t,");
-                end = p + strcspn(p, ",");
-                len = end - p;
-                while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-                        len--;
-                if (len == tlen && strncasecmp(p, token, tlen) == 0)
+        for (const char *p = list, *t; (t = list_next(&p, &len)); )
+                if (len == tlen && strncasecmp(t, token, tlen) == 0)
                         return true;
-                p = end;
-        }
         return false;
-}
-
-/* How many non-empty elements a comma-separated list has. */
-static size_t list_count_tokens(const char *list) {
-        size_t n = 0;
-
-        for (const char *p = list; *p; ) {
-                p += strspn(p, " \t,");
-                if (*p)
-                        n++;
-                p += strcspn(p, ",");
-        }
-        return n;
 }
 
 bool http_header_is_hop_by_hop(const char *name) {
@@ -479,15 +476,20 @@ int http_response_head_parse(char *buf, size_t head_size, HttpResponseHead *ret)
                         have_te = true;
                         h->chunked = true;
                 } else if (NAME_IS(name, name_len, "Connection")) {
-                        bool close = http_list_has_token(value, "close"),
-                                upgrade = http_list_has_token(value, "upgrade"),
-                                keep_alive = http_list_has_token(value, "keep-alive");
+                        size_t len;
 
-                        h->connection_close = h->connection_close || close;
-                        h->connection_upgrade = h->connection_upgrade || upgrade;
-                        /* Anything else may name a header that ends at this hop. */
-                        if (list_count_tokens(value) > (size_t) close + upgrade + keep_alive)
-                                h->connection_lists_fields = true;
+                        for (const char *q = value, *t; (t = list_next(&q, &len)); ) {
+                                bool upgrade = TOKEN_IS(t, len, "upgrade");
+
+                                if (TOKEN_IS(t, len, "close"))
+                                        h->connection_close = true;
+                                if (upgrade)
+                                        h->connection_upgrade = true;
+                                /* Any other names a field that ends at this hop ("close" the
+                                 * reserved Close); Keep-Alive and Upgrade are hop-by-hop anyway. */
+                                if (!upgrade && !TOKEN_IS(t, len, "keep-alive"))
+                                        h->connection_lists_fields = true;
+                        }
                 } else if (NAME_IS(name, name_len, "Upgrade"))
                         h->upgrade = value;
                 else if (NAME_IS(name, name_len, "Content-Type"))

@@ -120,7 +120,7 @@ typedef struct HttpResponseHead {
         bool chunked;
         bool connection_close;
         bool connection_upgrade;
-        bool connection_lists_fields; /* Connection: names more than close, keep-alive and upgrade */
+        bool connection_lists_fields; /* Connection: names more than keep-alive and upgrade */
         const char *upgrade;      /* NULL when absent */
         const char *content_type; /* NULL when absent */
 } HttpResponseHead;
