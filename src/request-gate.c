@@ -71,6 +71,14 @@ static bool bad_line_end(RequestGate *g, unsigned char c) {
         return bad(g, "a control byte in the request");
 }
 
+/* One more byte of the field name: kept lower-case as far as the name buffer goes, counted
+ * always (a longer name is none that field_classify() knows). */
+static void name_append(RequestGate *g, unsigned char c) {
+        if (g->name_len < sizeof(g->name))
+                g->name[g->name_len] = (char) (c >= 'A' && c <= 'Z' ? c + 32 : c);
+        g->name_len++;
+}
+
 static void field_begin(RequestGate *g) {
         g->name_len = 0;
         g->value_len = 0;
@@ -284,8 +292,7 @@ static bool step(RequestGate *g, unsigned char c) {
                                     "the request has more than 128 header fields");
                 field_begin(g);
                 g->phase = GATE_FIELD_NAME;
-                g->name[0] = (char) (c >= 'A' && c <= 'Z' ? c + 32 : c);
-                g->name_len = 1;
+                name_append(g, c);
                 return true;
         case GATE_FIELD_NAME:
                 if (c == ':') {
@@ -299,9 +306,7 @@ static bool step(RequestGate *g, unsigned char c) {
                         return bad(g, "a header line has no colon");
                 if (!http_is_tchar(c))
                         return c < 0x20 || c == 0x7f ? bad_line_end(g, c) : bad(g, "a header name is not a token");
-                if (g->name_len < sizeof(g->name))
-                        g->name[g->name_len] = (char) (c >= 'A' && c <= 'Z' ? c + 32 : c);
-                g->name_len++;
+                name_append(g, c);
                 return true;
         case GATE_FIELD_VALUE:
                 if (c == '\r') {
@@ -429,10 +434,8 @@ static size_t take_run(RequestGate *g, const unsigned char *p, size_t n) {
                         g->target_bytes++;
                 }
         else if (g->phase == GATE_FIELD_NAME)
-                for (; k < max && http_is_tchar(p[k]); k++, g->name_len++) {
-                        if (g->name_len < sizeof(g->name))
-                                g->name[g->name_len] = (char) (p[k] >= 'A' && p[k] <= 'Z' ? p[k] + 32 : p[k]);
-                }
+                for (; k < max && http_is_tchar(p[k]); k++)
+                        name_append(g, p[k]);
         else if (g->phase == GATE_FIELD_VALUE && g->field == GATE_FIELD_OTHER)
                 while (k < max && http_is_field_byte(p[k]))
                         k++;
