@@ -58,8 +58,9 @@ static bool ratelimit_test(AuditKind kind) {
         return pass;
 }
 
-void audit_flush_suppressed(void) {
+bool audit_flush_suppressed(void) {
         usec_t now = now_usec();
+        bool left = false;
 
         for (AuditKind k = 0; k < _AUDIT_KIND_MAX; k++) {
                 unsigned long long lost = 0;
@@ -69,10 +70,12 @@ void audit_flush_suppressed(void) {
                         lost = ratelimits[k].suppressed;
                         ratelimits[k] = (RateLimit) {};
                 }
+                left = left || ratelimits[k].suppressed > 0;
                 pthread_mutex_unlock(&ratelimit_lock);
                 if (lost > 0)
                         report_suppressed(k, lost);
         }
+        return left;
 }
 
 /* Client bytes go into a log line: escape what could forge or garble one. */

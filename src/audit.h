@@ -37,5 +37,6 @@ typedef struct AuditRecord {
  * one that would be dropped (an allowed request is logged only at debug). */
 bool audit_enabled(AuditKind kind);
 void audit_log(const AuditRecord *r);
-/* Reports what the rate limit suppressed, once its interval is over. Called periodically. */
-void audit_flush_suppressed(void);
+/* Reports what the rate limit suppressed, once its interval is over. Called periodically;
+ * returns whether suppressed messages are left to report in a later call. */
+bool audit_flush_suppressed(void);

@@ -39,9 +39,9 @@ typedef struct ConnectionState {
         int fd;
         bool poisoned;              /* a refused or malformed request was answered: serve no more */
         bool reused;                /* a request completed on it: it may idle for the keep-alive time */
-        atomic_bool waiting_on_client; /* between requests, reading headers, or between body bytes */
-        atomic_bool in_body;           /* ... and of those, between body bytes */
-        _Atomic usec_t waiting_since;
+        bool waiting_on_client;     /* between requests, reading headers, or between body bytes */
+        bool in_body;               /* ... and of those, between body bytes */
+        usec_t waiting_since;
         bool reaped;
         ClientGate gate;            /* every byte the client sends passes it before MHD sees it */
         bool have_peer;

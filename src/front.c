@@ -26,8 +26,9 @@
 /* How long streams and tunnels have to end once told to, when the proxy stops. */
 #define STOP_GRACE_USEC (2U * USEC_PER_SEC)
 
-/* How often the loop closes the daemon connections kept too long, at most. */
-#define IDLE_CHECK_USEC USEC_PER_SEC
+/* How often the loop ends slow clients, closes the daemon connections kept too long, frees
+ * spare buffers and runs the caller's tick, while there is anything of that to do. */
+#define HOUSEKEEPING_USEC USEC_PER_SEC
 
 /* The gate's table has a slot per fd number; connections on higher numbers are refused. */
 #define GATED_FDS_MAX (1U << 20)
@@ -63,9 +64,9 @@ void wait_on_client(ConnectionState *cs, bool waiting, bool in_body) {
         if (!cs)
                 return;
         if (waiting)
-                atomic_store(&cs->waiting_since, now_coarse_usec());
-        atomic_store(&cs->in_body, in_body);
-        atomic_store(&cs->waiting_on_client, waiting);
+                cs->waiting_since = now_coarse_usec();
+        cs->in_body = in_body;
+        cs->waiting_on_client = waiting;
 }
 
 /* The gate's limits for a new connection: the configured ones, within what MHD was given
@@ -101,6 +102,8 @@ static void on_gate_refusal(ClientGate *g) {
         audit_log(&r);
 }
 
+static void on_housekeeping(EventLoop *l, EventTimer *t);
+
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode code) {
         Front *f = cls;
@@ -125,9 +128,13 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
                 cs->front = f;
                 cs->fd = ci->connect_fd;
                 wait_on_client(cs, true, false);
-                pthread_mutex_lock(&s->connections_lock);
+                {
+                        /* It may be armed for a kept daemon connection's expiry, far off. */
+                        usec_t tick = now_coarse_usec() + HOUSEKEEPING_USEC;
+                        if (!s->housekeeping.armed || s->housekeeping.deadline > tick)
+                                event_loop_timer_arm(s->loop, &s->housekeeping, tick, on_housekeeping);
+                }
                 LIST_PREPEND(connections, s->connections, cs);
-                pthread_mutex_unlock(&s->connections_lock);
                 *socket_context = cs;
         } else {
                 atomic_fetch_sub(&s->counters.connections, 1);
@@ -138,9 +145,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
                         return;
                 /* Unlisted before MHD closes the fd: the reaper and the gate never see a reused number. */
                 client_gate_detach(&cs->gate);
-                pthread_mutex_lock(&s->connections_lock);
                 LIST_REMOVE(connections, s->connections, cs);
-                pthread_mutex_unlock(&s->connections_lock);
                 free(cs->spare_exchange);
                 *socket_context = mfree_ptr(cs);
         }
@@ -224,10 +229,9 @@ static void serve_requests(Server *s) {
 
 static void *serve(void *userdata) {
         Server *s = userdata;
-        usec_t next_expiry = 0;
 
         while (!atomic_load(&s->loop_exit)) {
-                usec_t wait = IDLE_CHECK_USEC, now;
+                usec_t wait = USEC_INFINITY;
                 int r;
 
                 for (size_t i = 0; i < s->n_fronts; i++) {
@@ -252,19 +256,6 @@ static void *serve(void *userdata) {
                                 (void) MHD_run(s->fronts[i].daemon);
                 }
                 watch_overflow(s);
-
-                now = now_coarse_usec();
-                if (now >= next_expiry) {
-                        usec_t keepalive;
-
-                        pthread_rwlock_rdlock(&s->config_lock);
-                        keepalive = s->config->keepalive_usec;
-                        pthread_rwlock_unlock(&s->config_lock);
-                        /* Kept daemon connections last as long as an idle client connection. */
-                        (void) upstream_expire_idle(keepalive, exchange_forget_idle, s->loop);
-                        (void) upstream_trim_buffers(false);
-                        next_expiry = now + IDLE_CHECK_USEC;
-                }
         }
         linger_set_clear(&s->lingering);
         return NULL;
@@ -306,7 +297,6 @@ int server_new(Server **ret, Config *config) {
                 return r;
         }
         pthread_rwlock_init(&s->config_lock, NULL);
-        pthread_mutex_init(&s->connections_lock, NULL);
         limit_malloc_arenas();
         s->config = config;
         *ret = s;
@@ -423,14 +413,18 @@ static void release_memory_when_idle(Server *s) {
         unsigned long served = atomic_load(&k->allowed) + atomic_load(&k->refused) + atomic_load(&k->malformed) +
                 atomic_load(&k->failed);
 
-        if (atomic_load(&k->connections) > 0 || served == s->served_at_trim)
+        if (atomic_load(&k->connections) > 0)
+                return;
+        (void) upstream_trim_buffers(true);
+        if (served == s->served_at_trim)
                 return;
         s->served_at_trim = served;
-        (void) upstream_trim_buffers(true);
         (void) malloc_trim(0);
 }
 
-unsigned server_reap(Server *s) {
+/* Ends connections that did not send their request headers in time (slowloris). Returns
+ * how many. */
+static unsigned reap_slow_clients(Server *s) {
         usec_t now = now_coarse_usec(), header, keepalive;
         unsigned n = 0;
 
@@ -439,27 +433,51 @@ unsigned server_reap(Server *s) {
         keepalive = s->config->keepalive_usec;
         pthread_rwlock_unlock(&s->config_lock);
 
-        pthread_mutex_lock(&s->connections_lock);
         for (ConnectionState *cs = s->connections; cs; cs = cs->connections_next) {
                 /* An idle keep-alive connection has its keep-alive time on top. */
-                usec_t allowed = header + (cs->reused && !atomic_load(&cs->in_body) ? keepalive : 0);
-                usec_t since;
+                usec_t allowed = header + (cs->reused && !cs->in_body ? keepalive : 0);
 
-                if (cs->reaped || cs->fd < 0 || !atomic_load(&cs->waiting_on_client))
+                if (cs->reaped || cs->fd < 0 || !cs->waiting_on_client)
                         continue;
-                /* The loop may have made it wait after `now` was taken: not a wait of
-                 * "now - since" (which would wrap around), but no wait at all. */
-                since = atomic_load(&cs->waiting_since);
-                if (since >= now || now - since <= allowed)
+                if (cs->waiting_since >= now || now - cs->waiting_since <= allowed)
                         continue;
-                /* MHD, in the loop, sees the end of the stream and closes the connection itself. */
+                /* MHD, run next in this loop, sees the end of the stream and closes the connection. */
                 (void) shutdown(cs->fd, SHUT_RDWR);
                 cs->reaped = true;
                 n++;
         }
-        pthread_mutex_unlock(&s->connections_lock);
-        release_memory_when_idle(s);
         return n;
+}
+
+static bool has_work(Server *s) {
+        Counters *k = &s->counters;
+
+        return atomic_load(&k->connections) > 0 || atomic_load(&k->in_flight) > 0 || atomic_load(&k->tunnels) > 0;
+}
+
+/* Runs once a second while anything is open, then once more when the last kept daemon
+ * connection is due to close, and not at all when the proxy is idle: an idle host service
+ * should not wake the CPU. A new connection arms it again. */
+static void on_housekeeping(EventLoop *l, EventTimer *t) {
+        Server *s = container_of(t, Server, housekeeping);
+        unsigned reaped = reap_slow_clients(s);
+        usec_t keepalive, next;
+        bool more = false;
+
+        if (reaped > 0)
+                log_notice("Closed %u connection(s) that did not send their request headers in time.", reaped);
+        pthread_rwlock_rdlock(&s->config_lock);
+        keepalive = s->config->keepalive_usec;
+        pthread_rwlock_unlock(&s->config_lock);
+        /* Kept daemon connections last as long as an idle client connection. */
+        (void) upstream_expire_idle(keepalive, exchange_forget_idle, l);
+        (void) upstream_trim_buffers(false);
+        release_memory_when_idle(s);
+        if (s->tick)
+                more = s->tick(s, s->tick_userdata);
+        next = more || has_work(s) ? now_coarse_usec() + HOUSEKEEPING_USEC : upstream_idle_deadline(keepalive);
+        if (next != USEC_INFINITY)
+                event_loop_timer_arm(l, t, next, on_housekeeping);
 }
 
 bool server_alive(Server *s) {
@@ -535,7 +553,6 @@ Server *server_free(Server *s) {
         free(s->fronts);
         safe_close(s->cancel_fd);
         pthread_rwlock_destroy(&s->config_lock);
-        pthread_mutex_destroy(&s->connections_lock);
         free(s);
         return NULL;
 }

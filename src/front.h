@@ -11,6 +11,7 @@
 #include <stdbool.h>
 
 #include "config.h"
+#include "event-loop.h"
 #include "linger.h"
 #include "listener.h"
 
@@ -24,7 +25,13 @@ typedef struct Counters {
         atomic_ulong failed;
 } Counters;
 
-typedef struct Server {
+typedef struct Server Server;
+
+/* The caller's share of the housekeeping (sd_notify's STATUS=, audit summaries), run in the
+ * loop's thread. Returns whether it has something left to do even once nothing is open. */
+typedef bool (*ServerTick)(Server *s, void *userdata);
+
+struct Server {
         struct EventLoop *loop;
         pthread_t loop_thread;
         bool loop_running;
@@ -45,18 +52,17 @@ typedef struct Server {
         size_t n_fronts;
         unsigned header_bytes_ceiling; /* MHD's memory per connection is sized for this at start */
         unsigned long served_at_trim;  /* requests served when memory was last given back */
-        pthread_mutex_t connections_lock;
-        struct ConnectionState *connections;
-} Server;
+        struct ConnectionState *connections; /* the loop's: all open client connections */
+        EventTimer housekeeping;        /* the loop's: armed while anything is open or kept */
+        ServerTick tick;                /* set before server_start() */
+        void *tick_userdata;
+};
 
 int server_new(Server **ret, Config *config);
 /* Starts serving every listener. On error *ret_error says which one and why. */
 int server_start(Server *s, Listener *listeners, size_t n_listeners, char **ret_error);
 /* Swaps in a new configuration; returns the old one for the caller to free. */
 Config *server_swap_config(Server *s, Config *c);
-/* Ends connections that did not send their request headers in time (slowloris). Returns
- * how many. Called periodically. */
-unsigned server_reap(Server *s);
 /* Whether the event loop answered the previous call in time (for the watchdog; call it at
  * least twice as often as the watchdog's interval). */
 bool server_alive(Server *s);

@@ -77,6 +77,11 @@ typedef unsigned long long usec_t;
 #define USEC_PER_SEC ((usec_t) 1000000ULL)
 #define USEC_PER_MSEC ((usec_t) 1000ULL)
 
+/* a + b, or USEC_INFINITY if that would not fit. */
+static inline usec_t usec_add(usec_t a, usec_t b) {
+        return a > USEC_INFINITY - b ? USEC_INFINITY : a + b;
+}
+
 static inline void *mfree_ptr(void *p) {
         free(p);
         return NULL;

@@ -16,7 +16,6 @@
 #include "log.h"
 #include "upstream.h"
 
-#define STATUS_INTERVAL_USEC (1 * USEC_PER_SEC)
 
 static char **arg_listen = NULL;
 static size_t arg_n_listen = 0;
@@ -185,6 +184,7 @@ static void probe_daemon(const Config *c) {
 }
 
 static void notify_status(Server *s, size_t n_listeners) {
+        static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
         static char last[256];
         Counters *k = &s->counters;
         char status[256];
@@ -192,11 +192,22 @@ static void notify_status(Server *s, size_t n_listeners) {
         snprintf(status, sizeof(status), "STATUS=Serving %zu listener(s): %lu connections, %lu allowed, %lu refused, %lu tunnels",
                  n_listeners, atomic_load(&k->connections), atomic_load(&k->allowed), atomic_load(&k->refused),
                  atomic_load(&k->tunnels));
-        /* Only what changed: an idle proxy stays quiet. */
-        if (streq(status, last))
-                return;
-        sd_notify(false, status);
-        memcpy(last, status, sizeof(last));
+        /* Only what changed: an idle proxy stays quiet. The loop's thread calls this, and
+         * this thread once at start. */
+        pthread_mutex_lock(&lock);
+        if (!streq(status, last)) {
+                sd_notify(false, status);
+                memcpy(last, status, sizeof(last));
+        }
+        pthread_mutex_unlock(&lock);
+}
+
+/* The loop's housekeeping, in its thread: about once a second while anything is open. */
+static bool on_server_tick(Server *s, void *userdata) {
+        const size_t *n_listeners = userdata;
+
+        notify_status(s, *n_listeners);
+        return audit_flush_suppressed();
 }
 
 static void reload(Server *s) {
@@ -217,7 +228,7 @@ static int run(int argc, char *argv[]) {
         Server *server = NULL;
         Config *config = NULL;
         _cleanup_free_ char *error = NULL;
-        usec_t watchdog_usec = 0, next_watchdog = 0, next_status = 0;
+        usec_t watchdog_usec = 0, next_watchdog = 0;
         sigset_t mask;
         int r;
 
@@ -275,6 +286,8 @@ static int run(int argc, char *argv[]) {
                 goto finish;
         }
         config = NULL; /* the server owns it now */
+        server->tick = on_server_tick;
+        server->tick_userdata = &n_listeners;
         free(error);
         error = NULL;
         r = server_start(server, listeners, n_listeners, &error);
@@ -294,34 +307,27 @@ static int run(int argc, char *argv[]) {
                 watchdog_usec = sd_watchdog_enabled(false, &u) > 0 ? (usec_t) u : 0;
         }
 
+        /* This thread only takes signals and feeds the watchdog: without one it sleeps until a
+         * signal comes. The loop does the periodic work, and only while there is some. */
         for (;;) {
-                usec_t now = now_usec(), wait = STATUS_INTERVAL_USEC;
-                struct timespec ts;
                 siginfo_t si;
                 int sig;
 
                 if (watchdog_usec > 0) {
+                        usec_t now = now_usec(), wait;
+                        struct timespec ts;
+
                         if (now >= next_watchdog) {
                                 if (server_alive(server))
                                         sd_notify(false, "WATCHDOG=1");
                                 next_watchdog = now + watchdog_usec / 2;
                         }
-                        wait = MIN(wait, next_watchdog - now);
-                }
-                if (now >= next_status) {
-                        unsigned reaped = server_reap(server);
-                        if (reaped > 0)
-                                log_notice("Closed %u connection(s) that did not send their request headers in time.",
-                                           reaped);
-                        notify_status(server, n_listeners);
-                        audit_flush_suppressed();
-                        next_status = now + STATUS_INTERVAL_USEC;
-                }
-                wait = MIN(wait, next_status - now);
-
-                ts = (struct timespec) { .tv_sec = (time_t) (wait / USEC_PER_SEC),
-                                         .tv_nsec = (long) (wait % USEC_PER_SEC) * 1000 };
-                sig = sigtimedwait(&mask, &si, &ts);
+                        wait = next_watchdog - now;
+                        ts = (struct timespec) { .tv_sec = (time_t) (wait / USEC_PER_SEC),
+                                                 .tv_nsec = (long) (wait % USEC_PER_SEC) * 1000 };
+                        sig = sigtimedwait(&mask, &si, &ts);
+                } else
+                        sig = sigwaitinfo(&mask, &si);
                 if (sig < 0)
                         continue; /* EAGAIN: the timer; EINTR */
                 if (sig == SIGHUP) {

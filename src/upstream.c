@@ -158,6 +158,16 @@ unsigned upstream_trim_buffers(bool all) {
         return (unsigned) k;
 }
 
+usec_t upstream_idle_deadline(usec_t max_idle) {
+        usec_t deadline = USEC_INFINITY;
+
+        pthread_mutex_lock(&idle_lock);
+        for (size_t i = 0; i < n_idle; i++)
+                deadline = MIN(deadline, usec_add(idle[i].since, max_idle));
+        pthread_mutex_unlock(&idle_lock);
+        return deadline;
+}
+
 int upstream_connect(Upstream *u, const char *socket_path, bool reuse) {
         _cleanup_close_ int fd = -EBADF;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };

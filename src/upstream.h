@@ -65,6 +65,9 @@ unsigned upstream_expire_idle(usec_t max_idle, void (*closing)(int fd, void *use
 /* Frees the spare read buffers that no request took since the last call (all of them if
  * all is set). Returns how many. */
 unsigned upstream_trim_buffers(bool all);
+/* When upstream_expire_idle(max_idle) will next have a kept connection to close:
+ * USEC_INFINITY if none is kept. */
+usec_t upstream_idle_deadline(usec_t max_idle);
 
 /* For "permission denied": who the proxy runs as, who owns the socket with what mode, and
  * how to fix it. */

@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """sd_notify: READY=1, STATUS= with counters, WATCHDOG=1 at WATCHDOG_USEC/2, STOPPING=1 and
-exit status 0 on SIGTERM; with --listen and under systemd-socket-activate."""
+exit status 0 on SIGTERM; with --listen and under systemd-socket-activate. Without a watchdog,
+an idle proxy sleeps: its threads make no context switch once nothing is open or kept, and
+the next connection still brings STATUS= up to date."""
 
 import os
 import re
@@ -101,12 +103,60 @@ def case(tap, daemon, activated):
         tap.diag(show_log())
 
 
+def context_switches(pid):
+    """Voluntary and involuntary context switches of all the process's threads."""
+    n = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+            for line in f:
+                if line.split(":")[0] in ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"):
+                    n += int(line.split()[-1])
+    return n
+
+
+def idle_case(tap, daemon):
+    d = dsp.tmpdir(tap)
+    notify = dsp.Notify(tap, d)
+    sock = os.path.join(d, "proxy.sock")
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        "SOCKET_PATH": daemon,
+        "NOTIFY_SOCKET": notify.path,
+        "SOCKET_PROXY_KEEPALIVE": "1s",
+    }
+    log = open(os.path.join(d, "stderr"), "w+")
+    proc = subprocess.Popen([dsp.PROXY_BIN, "--listen", "unix:" + sock, "--log-target=stderr"], env=env,
+                            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    tap.at_exit(lambda: dsp.stop(tap, proc))
+    tap.ok(notify.wait_for(lambda m: any(k == "READY" for (_, k, _v) in m), 10), "idle: READY=1 arrives")
+
+    def allowed_at_least(n):
+        def pred(m):
+            a, _ = counts(notify.values("STATUS")[-1] if notify.values("STATUS") else "")
+            return a is not None and a >= n and "0 connections" in notify.values("STATUS")[-1]
+        return pred
+
+    tap.is_(dsp.get(sock, "/_ping"), (200, b"OK"), "idle: GET /_ping is answered")
+    tap.ok(notify.wait_for(allowed_at_least(1), 3), "idle: within 3 s STATUS= counts it, with 0 connections open")
+    # The daemon connection kept after it closes 1 s (SOCKET_PROXY_KEEPALIVE) after the
+    # request; from then on nothing is open or kept.
+    time.sleep(2.0)
+    before = context_switches(proc.pid)
+    time.sleep(2.0)
+    after = context_switches(proc.pid)
+    tap.is_(after - before, 0, "idle: with nothing open or kept and no watchdog, no thread of the proxy wakes in 2 s")
+    tap.is_(dsp.get(sock, "/_ping"), (200, b"OK"), "idle: GET /_ping after the idle time is answered")
+    tap.ok(notify.wait_for(allowed_at_least(2), 3), "idle: within 3 s STATUS= counts that request too: %r"
+           % (notify.values("STATUS")[-1:],))
+
+
 def body(tap):
     if not os.access(dsp.PROXY_BIN, os.X_OK):
         tap.bail("DSP_PROXY_BIN=%s is not an executable" % dsp.PROXY_BIN)
     daemon = dsp.docker_daemon(tap)
     case(tap, daemon, activated=False)
     case(tap, daemon, activated=True)
+    idle_case(tap, daemon)
 
 
 if __name__ == "__main__":
