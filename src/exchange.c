@@ -79,6 +79,7 @@ typedef struct Exchange {
         bool upgrade_header; /* an Upgrade header: the gate reads no further, so no request may follow */
         const char *upgrade_protocol;
         bool in_flight;
+        bool timeout_lifted; /* MHD's idle timeout is off while the daemon has the request */
         bool tunnel_logged;
         bool poison;       /* serve nothing more on this connection once answered */
         char *retry_head;  /* a GET or HEAD on a kept daemon connection: its head, to send again */
@@ -743,6 +744,7 @@ static enum MHD_Result exchange_begin(Exchange *x, struct MHD_Connection *c, con
         /* From here the connection waits on the daemon, not on the client: MHD's idle timeout
          * must not count that time. It is restored when the request completes. */
         (void) MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0U);
+        x->timeout_lifted = true;
 
         /* A kept daemon connection serves any request but an upgrade (which ends it). If the
          * daemon closed it just before, only a request that may safely go twice (GET, HEAD,
@@ -1255,15 +1257,14 @@ void exchange_on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                         (void) shutdown(x->client_fd, SHUT_WR);
         } else if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && !x->urh) {
                 /* Not after a tunnel: its connection ends, and MHD completes it holding the
-                 * lock that setting an option takes. */
-                RequestSettings rs;
-
+                 * lock that setting an option takes. The keep-alive time is the one the
+                 * request was decided with. */
                 if (cs) {
                         cs->reused = true;
                         wait_on_client(cs, true, false);
                 }
-                settings_snapshot(s, &rs);
-                (void) MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, rs.keepalive_sec);
+                if (x->timeout_lifted)
+                        (void) MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, x->settings.keepalive_sec);
         }
         if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && x->up.fd >= 0 && x->wait == WAIT_NONE) {
                 /* Kept for the next request, and watched meanwhile for the daemon closing it. */
