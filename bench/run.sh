@@ -18,7 +18,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 ROUNDS=${ROUNDS:-3}          # rounds of the interleaved wrk matrix (medians over them)
 DURATION=${DURATION:-3}      # seconds per wrk run
-BIG_RUNS=${BIG_RUNS:-5}      # 256 MiB downloads and tunnel transfers per contender
+BIG_RUNS=${BIG_RUNS:-9}      # 256 MiB downloads and tunnel transfers per contender
 STREAMS=${STREAMS:-1000}     # concurrent /events streams
 BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
 OUT=${OUT:-$HERE/results/latest.txt}
@@ -165,6 +165,17 @@ load1() { cut -d' ' -f1 /proc/loadavg; }
 LOADS=()
 note_load() { LOADS+=("$1 $(load1)"); echo "load $1 $(uptime)" >>"$WORK/uptime.txt"; }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+# Context switches of all of a process's threads: each is a wake-up from a sleep, or a
+# preemption (which needs the thread to be running).
+ctxt_switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { s += $2 } END { print s + 0 }'; }
+record_wakeups() { # METRIC: wake-ups per second of the proxy and HAProxy, untouched for 5 s
+	local p0 h0
+	p0=$(ctxt_switches "$PROXY_PID")
+	h0=$(ctxt_switches "$HAPROXY_PID")
+	sleep 5
+	record "$1" proxy "$(awk -v a="$p0" -v b="$(ctxt_switches "$PROXY_PID")" 'BEGIN { printf "%.1f", (b - a) / 5 }')"
+	record "$1" haproxy "$(awk -v a="$h0" -v b="$(ctxt_switches "$HAPROXY_PID")" 'BEGIN { printf "%.1f", (b - a) / 5 }')"
+}
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; } # utime + stime
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -232,6 +243,8 @@ note_load start
 record rss_idle proxy "$(rss_kib "$PROXY_PID")"
 record rss_idle haproxy "$(rss_kib "$HAPROXY_PID")"
 record rss_idle_standin_proxy proxy "$(rss_kib "$PROXY_S_PID")"
+sleep 2 # wait_ready's connection is housekeeping's for a second
+record_wakeups wakeups_idle
 
 # One request each, so that nothing is measured cold.
 for who in proxy haproxy direct; do
@@ -367,6 +380,7 @@ for run in $(seq "$BIG_RUNS"); do
 		[ -n "$x" ] && record ttfb_warm "$who" "$x"
 	done
 done
+LAST_PROXY_USE=$(date +%s)
 if command -v systemd-socket-activate >/dev/null; then
 	for run in $(seq "$BIG_RUNS"); do
 		systemd-socket-activate -l "127.0.0.1:$ACTIVATE_PORT" -E SOCKET_PATH="$WORK/nginx.sock" \
@@ -414,6 +428,11 @@ if [ "${CALLGRIND:-1}" = 1 ] && command -v valgrind >/dev/null && command -v cal
 			END { if (n > 0 && total > 0) printf "cg_%s proxy %.0f\ncg_%s_zeroed proxy %.0f\n", e, (total - zero) / n, e, zero / n }' >>"$RAW"
 	done
 fi
+# Once the proxy's keep-alive time (10 s) has passed since its last request, nothing is open
+# or kept.
+left=$((LAST_PROXY_USE + 11 - $(date +%s)))
+[ "$left" -gt 0 ] && sleep "$left"
+record_wakeups wakeups_after
 note_load end
 
 # ---- the table ---------------------------------------------------------------------------
@@ -546,6 +565,9 @@ report() {
 	line "    threads in the process" "$(med streams_threads proxy)" "$(med streams_threads haproxy)" - "%.0f" ""
 	line "  after the streams closed" "$(awk -v k="$(med rss_after_streams proxy)" 'BEGIN { print k / 1024 }')" \
 		"$(awk -v k="$(med rss_after_streams haproxy)" 'BEGIN { print k / 1024 }')" - "%.1f" "v<8"
+	echo "wake-ups per second, idle (context switches of all threads over 5 s)"
+	row "  just started" wakeups_idle "%.1f" ""
+	row "  after the runs, keep-alive time over" wakeups_after "%.1f" ""
 	echo "start, ms from connect() to the first byte of /_ping"
 	row "  already running (new connection)" ttfb_warm "%.2f" ""
 	line "  socket-activated (systemd-socket-activate)" "$(med activation_ms proxy)" - - "%.2f" "v<20"
