@@ -73,6 +73,7 @@ RAW=$WORK/raw.txt
 : >"$RAW"
 gcc -O2 -Wall -pthread -o "$WORK/standin" "$HERE/standin.c"
 STANDIN=$WORK/standin
+gcc -O2 -Wall -pthread -o "$WORK/relay" "$HERE/relay.c"
 truncate -s 256M "$WORK/big.tar"
 
 # ---- processes: started here, stopped here -----------------------------------------------
@@ -116,6 +117,7 @@ PROXY_S_PORT=$(free_port)      # the proxy in front of the C stand-in
 HAPROXY_PORT=$(free_port)      # HAProxy in front of nginx
 HAPROXY_S_PORT=$(free_port)    # HAProxy in front of the C stand-in
 ACTIVATE_PORT=$(free_port)     # systemd-socket-activate
+RELAY_PORT=$(free_port)        # bench/relay.c in front of nginx: the floor at 1 connection
 
 wait_ready() { # ADDR: until something answers there
 	local _
@@ -145,6 +147,9 @@ env -i PATH="$PATH" SOCKET_PATH="$WORK/standin.sock" LOG_LEVEL=warning "${POLICY
 PIDS+=($!)
 PROXY_S_PID=$!
 
+"$WORK/relay" "$RELAY_PORT" "$WORK/nginx.sock" 2>"$WORK/relay.log" &
+PIDS+=($!)
+
 sed -e "s|@WORK@|$WORK|g" -e "s|@PORT@|$HAPROXY_PORT|g" -e "s|@STANDIN_PORT@|$HAPROXY_S_PORT|g" \
 	"$HERE/conf/haproxy.cfg.in" >"$WORK/haproxy.cfg"
 env -i PATH="$PATH" PING=1 VERSION=1 EVENTS=1 "${POLICY[@]}" \
@@ -157,6 +162,7 @@ wait_ready "tcp:127.0.0.1:$STANDIN_PORT"
 wait_ready "tcp:127.0.0.1:$PROXY_PORT"
 wait_ready "tcp:127.0.0.1:$PROXY_S_PORT"
 wait_ready "tcp:127.0.0.1:$HAPROXY_PORT"
+wait_ready "tcp:127.0.0.1:$RELAY_PORT"
 
 # ---- measuring helpers -------------------------------------------------------------------
 
@@ -184,6 +190,7 @@ port_of() { # CONTENDER [standin]
 	proxy) echo "$PROXY_PORT" ;;
 	haproxy) echo "$HAPROXY_PORT" ;;
 	direct) echo "$DIRECT_PORT" ;;
+	relay) echo "$RELAY_PORT" ;;
 	proxy-standin) echo "$PROXY_S_PORT" ;;
 	haproxy-standin) echo "$HAPROXY_S_PORT" ;;
 	direct-standin) echo "$STANDIN_PORT" ;;
@@ -267,14 +274,19 @@ CASES=(
 	"close_ping_16 16 /_ping -H Connection:close"
 	"close_containers_16 16 /containers/json -H Connection:close"
 )
-total=$((ROUNDS * ${#CASES[@]} * 3 * DURATION))
-log "wrk matrix: $ROUNDS rounds x ${#CASES[@]} cases x 3 contenders x ${DURATION}s (about $((total / 60)) min)"
+total=$((ROUNDS * (${#CASES[@]} * 3 + 3) * DURATION))
+log "wrk matrix: $ROUNDS rounds x ${#CASES[@]} cases x 3 contenders (and the relay on 3) x ${DURATION}s (about $((total / 60)) min)"
 for round in $(seq "$ROUNDS"); do
 	note_load "round$round"
 	log "round $round of $ROUNDS (load $(load1))"
 	for c in "${CASES[@]}"; do
 		read -r -a a <<<"$c"
-		for who in $(order_for_round "$round"); do
+		contenders=$(order_for_round "$round")
+		# The floor is measured where the goals are latencies: keep-alive, 1 connection.
+		if [[ ${a[0]} == ka_*_1 ]]; then
+			if ((round % 2)); then contenders="relay $contenders"; else contenders="$contenders relay"; fi
+		fi
+		for who in $contenders; do
 			run_wrk "${a[0]}" "$who" "${a[1]}" "${a[2]}" "${a[@]:3}"
 		done
 	done
@@ -529,6 +541,16 @@ report() {
 	row "  /containers/json p50" ka_containers_1.p50 "%.0f" "d<=1.5"
 	row "  /containers/json p99" ka_containers_1.p99 "%.0f" "d<=2"
 	row "  /_ping p50, new connection each" close_ping_1.p50 "%.0f" ""
+	echo "the floor at 1 connection: bench/relay.c, a thread per connection copying bytes, no HTTP"
+	echo "  (its figures in the proxy column; p/dir is relay/direct)"
+	floor() { line "$1" "$(med "$2" relay)" - "$(med "$2" direct)" "$3" ""; }
+	floor "  relay /_ping req/s" ka_ping_1.rps "%.0f"
+	floor "  relay /version req/s" ka_version_1.rps "%.0f"
+	floor "  relay /containers/json req/s" ka_containers_1.rps "%.0f"
+	floor "  relay /_ping p50, microseconds" ka_ping_1.p50 "%.0f"
+	floor "  relay /_ping p99, microseconds" ka_ping_1.p99 "%.0f"
+	floor "  relay /containers/json p50, microseconds" ka_containers_1.p50 "%.0f"
+	floor "  relay /containers/json p99, microseconds" ka_containers_1.p99 "%.0f"
 	echo "proxy CPU per request (utime+stime / requests), microseconds"
 	row "  keep-alive /_ping (16 conn)" ka_ping_16.cpu "%.1f" "h<=0.7"
 	row "  keep-alive /containers/json (16 conn)" ka_containers_16.cpu "%.1f" "h<=0.7"
