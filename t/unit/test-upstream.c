@@ -97,12 +97,22 @@ static void test_idle_connections(void) {
         v.body_done = true;
         is_int(-EBADF, upstream_release(&v, path), "one the daemon said it closes is not kept");
 
+        ok(upstream_idle_deadline(USEC_PER_SEC) == USEC_INFINITY, "with nothing kept, no expiry is due");
         u = UPSTREAM_NULL;
         (void) upstream_connect(&u, path, true);
         finish_cleanly(&u);
-        (void) upstream_release(&u, path);
+        {
+                usec_t before = now_coarse_usec(), deadline;
+
+                (void) upstream_release(&u, path);
+                deadline = upstream_idle_deadline(60 * USEC_PER_SEC);
+                ok(deadline >= before + 60 * USEC_PER_SEC && deadline <= now_coarse_usec() + 60 * USEC_PER_SEC,
+                   "a kept connection is due to close its idle time after it was kept");
+                ok(upstream_idle_deadline(USEC_INFINITY) == USEC_INFINITY, "an endless idle time never falls due");
+        }
         is_int(0, upstream_expire_idle(USEC_PER_SEC * 60, NULL, NULL), "a kept connection younger than the limit stays");
         is_int(1, upstream_expire_idle(0, NULL, NULL), "one at the limit is closed");
+        ok(upstream_idle_deadline(USEC_PER_SEC) == USEC_INFINITY, "once it is closed, no expiry is due");
         (void) upstream_trim_buffers(true);
 }
 
