@@ -68,6 +68,27 @@ static void test_spare_buffers(void) {
         is_int(2, upstream_trim_buffers(false), "then the two that were used, once a whole interval passed without them");
         is_int(0, upstream_trim_buffers(false), "nothing is left to free");
 
+        /* Three spares, of which a trim frees the one at the bottom: the other two move down. */
+        for (size_t i = 0; i < 3; i++) {
+                u[i] = UPSTREAM_NULL;
+                (void) upstream_connect(&u[i], path, false);
+        }
+        for (size_t i = 0; i < 3; i++)
+                upstream_done(&u[i]);
+        (void) upstream_trim_buffers(false);
+        u[0] = u[1] = UPSTREAM_NULL;
+        (void) upstream_connect(&u[0], path, false);
+        (void) upstream_connect(&u[1], path, false);
+        first = u[0].buf;
+        upstream_done(&u[1]);
+        upstream_done(&u[0]);
+        is_int(1, upstream_trim_buffers(false), "a trim frees the one spare that no request took");
+        u[0] = UPSTREAM_NULL;
+        (void) upstream_connect(&u[0], path, false);
+        is_int(1, u[0].buf == first, "and keeps the others, the last given back on top");
+        upstream_done(&u[0]);
+        is_int(2, upstream_trim_buffers(true), "trimming all frees the two kept");
+
         u[0] = UPSTREAM_NULL;
         (void) upstream_connect(&u[0], path, false);
         upstream_done(&u[0]);
