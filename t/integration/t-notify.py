@@ -20,8 +20,9 @@ def counts(status):
     return (int(a.group(1)) if a else None, int(r.group(1)) if r else None)
 
 
-def case(tap, daemon, activated):
-    label = "socket-activated" if activated else "--listen"
+def start(tap, daemon, settings, activated=False):
+    """The proxy on a Unix socket of its own, reporting to a NOTIFY_SOCKET of ours, with
+    settings added to its environment: (process, Notify, socket path, stderr file)."""
     d = dsp.tmpdir(tap)
     notify = dsp.Notify(tap, d)
     sock = os.path.join(d, "proxy.sock")
@@ -29,8 +30,8 @@ def case(tap, daemon, activated):
         "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
         "SOCKET_PATH": daemon,
         "NOTIFY_SOCKET": notify.path,
-        "WATCHDOG_USEC": "400000",
     }
+    env.update(settings)
     log = open(os.path.join(d, "stderr"), "w+")
     if activated:
         argv = ["systemd-socket-activate", "-l", sock, "--fdname=unix"]
@@ -41,6 +42,12 @@ def case(tap, daemon, activated):
         argv = [dsp.PROXY_BIN, "--listen", "unix:" + sock, "--log-target=stderr"]
     proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     tap.at_exit(lambda: dsp.stop(tap, proc))
+    return proc, notify, sock, log
+
+
+def case(tap, daemon, activated):
+    label = "socket-activated" if activated else "--listen"
+    proc, notify, sock, log = start(tap, daemon, {"WATCHDOG_USEC": "400000"}, activated)
 
     def show_log():
         log.seek(0)
@@ -115,19 +122,7 @@ def context_switches(pid):
 
 
 def idle_case(tap, daemon):
-    d = dsp.tmpdir(tap)
-    notify = dsp.Notify(tap, d)
-    sock = os.path.join(d, "proxy.sock")
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-        "SOCKET_PATH": daemon,
-        "NOTIFY_SOCKET": notify.path,
-        "SOCKET_PROXY_KEEPALIVE": "1s",
-    }
-    log = open(os.path.join(d, "stderr"), "w+")
-    proc = subprocess.Popen([dsp.PROXY_BIN, "--listen", "unix:" + sock, "--log-target=stderr"], env=env,
-                            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-    tap.at_exit(lambda: dsp.stop(tap, proc))
+    proc, notify, sock, _log = start(tap, daemon, {"SOCKET_PROXY_KEEPALIVE": "1s"})
     tap.ok(notify.wait_for(lambda m: any(k == "READY" for (_, k, _v) in m), 10), "idle: READY=1 arrives")
 
     def allowed_at_least(n):
