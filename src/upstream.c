@@ -22,6 +22,15 @@ static struct {
 static size_t n_idle;
 static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Takes entry i out, under idle_lock. A loop, not memmove(): with _FORTIFY_SOURCE glibc's
+ * __memmove_chk is the code of __memcpy_chk, and valgrind 3.19 reports the overlap that
+ * memmove() is for as an error. */
+static void idle_remove(size_t i) {
+        for (size_t j = i + 1; j < n_idle; j++)
+                idle[j - 1] = idle[j];
+        n_idle--;
+}
+
 /* A connection the daemon closed while idle was dropped then (upstream_drop_idle); one it
  * closes just as it is taken shows up as a failed send (upstream_stale). The most recent
  * first; ones to another socket (before a reload changed SOCKET_PATH) are left to expire. */
@@ -32,11 +41,7 @@ static int take_idle(const char *socket_path) {
         for (size_t i = n_idle; i > 0; i--)
                 if (streq(idle[i - 1].path, socket_path)) {
                         fd = idle[i - 1].fd;
-                        /* A loop, not memmove(): with _FORTIFY_SOURCE glibc's __memmove_chk
-                         * is __memcpy_chk, and valgrind 3.19 reports the overlap. */
-                        for (size_t j = i; j < n_idle; j++)
-                                idle[j - 1] = idle[j];
-                        n_idle--;
+                        idle_remove(i - 1);
                         break;
                 }
         pthread_mutex_unlock(&idle_lock);
@@ -69,8 +74,7 @@ bool upstream_drop_idle(int fd) {
         for (size_t i = 0; i < n_idle; i++)
                 if (idle[i].fd == fd) {
                         safe_close(fd);
-                        memmove(idle + i, idle + i + 1, (n_idle - i - 1) * sizeof(idle[0]));
-                        n_idle--;
+                        idle_remove(i);
                         found = true;
                         break;
                 }
@@ -150,7 +154,7 @@ unsigned upstream_trim_buffers(bool all) {
         k = all ? spare.n : MIN(spare.low_water, spare.n);
         if (k > 0) {
                 memcpy(unused, spare.buf, k * sizeof(char *));
-                /* A loop, as in take_idle(). */
+                /* A loop, as in idle_remove(). */
                 for (size_t j = k; j < spare.n; j++)
                         spare.buf[j - k] = spare.buf[j];
                 spare.n -= k;

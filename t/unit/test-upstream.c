@@ -134,6 +134,27 @@ static void test_idle_connections(void) {
         is_int(0, upstream_expire_idle(USEC_PER_SEC * 60, NULL, NULL), "a kept connection younger than the limit stays");
         is_int(1, upstream_expire_idle(0, NULL, NULL), "one at the limit is closed");
         ok(upstream_idle_deadline(USEC_PER_SEC) == USEC_INFINITY, "once it is closed, no expiry is due");
+
+        /* Three kept; the oldest is dropped (the daemon closed it): the others stay, in order. */
+        {
+                Upstream w[3];
+                int fds[3];
+
+                for (size_t i = 0; i < 3; i++) {
+                        w[i] = UPSTREAM_NULL;
+                        (void) upstream_connect(&w[i], path, false);
+                        finish_cleanly(&w[i]);
+                }
+                for (size_t i = 0; i < 3; i++)
+                        fds[i] = upstream_release(&w[i], path);
+                ok(upstream_drop_idle(fds[0]), "the oldest kept connection is dropped when the daemon closes it");
+                for (size_t i = 3; i > 1; i--) {
+                        w[0] = UPSTREAM_NULL;
+                        (void) upstream_connect(&w[0], path, true);
+                        is_int(fds[i - 1], w[0].fd, "the kept connections left are taken, the most recent first");
+                        upstream_done(&w[0]);
+                }
+        }
         (void) upstream_trim_buffers(true);
 }
 
