@@ -278,23 +278,7 @@ def start_proxy(tap, d, name, env_extra, prefix=(), args=()):
                             + list(args), env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     log.close()
     tap.at_exit(lambda: dsp.stop(tap, proc))
-    # The socket file appears at bind(), before listen(): wait until a connection is taken.
-    def listening():
-        if proc.poll() is not None or not os.path.exists(sock):
-            return False
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            s.connect(sock)
-            return True
-        except OSError:
-            return False
-        finally:
-            s.close()
-    for _ in range(400):
-        if proc.poll() is not None or listening():
-            break
-        time.sleep(0.025)
-    if not listening():
+    if not dsp.wait_listening(sock, proc):
         tap.bail("the proxy %s does not listen on %s; its log:\n%s" % (name, sock, read_text(logpath)))
     return proc, sock, logpath
 

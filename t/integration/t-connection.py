@@ -73,10 +73,9 @@ def body(tap):
     proc = subprocess.Popen([dsp.PROXY_BIN, "--listen", "unix:" + sock, "--log-target=stderr"], env=env,
                             stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     tap.at_exit(lambda: dsp.stop(tap, proc))
-    for _ in range(100):
-        if os.path.exists(sock):
-            break
-        time.sleep(0.05)
+    if not dsp.wait_listening(sock, proc):
+        log.seek(0)
+        tap.bail("the proxy does not listen on %s; its log:\n%s" % (sock, log.read()))
 
     def forwarded(path):
         log.flush()

@@ -440,7 +440,7 @@ def body(tap):
     proc = subprocess.Popen([dsp.PROXY_BIN, "--listen", "unix:" + sock, "--env-file", envfile,
                              "--log-target=stderr"], env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     tap.at_exit(lambda: dsp.stop(tap, proc))
-    if not wait_for(lambda: os.path.exists(sock) or proc.poll() is not None, 10) or proc.poll() is not None:
+    if not dsp.wait_listening(sock, proc):
         log.seek(0)
         tap.diag(log.read())
         tap.bail("the proxy did not start")

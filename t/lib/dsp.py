@@ -277,6 +277,25 @@ def get(sock_path, path, method="GET"):
         c.close()
 
 
+def wait_listening(sock, proc, seconds=20):
+    """Until the proxy takes a connection on the Unix socket sock, or proc ends: whether it
+    does. The socket file appears at bind(), before listen(); a connect() in between is
+    refused (under valgrind the gap is wide enough to hit)."""
+    end = time.monotonic() + seconds
+    while proc.poll() is None and time.monotonic() < end:
+        if os.path.exists(sock):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(sock)
+                return True
+            except OSError:
+                pass
+            finally:
+                s.close()
+        time.sleep(0.025)
+    return False
+
+
 def stop(tap, proc, timeout=10):
     """SIGTERM, wait, SIGKILL: returns the exit status."""
     if proc.poll() is None:
