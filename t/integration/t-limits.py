@@ -18,17 +18,20 @@ import dsp  # noqa: E402
 
 
 def start(tap, d, name, env_extra, prefix=()):
+    """The proxy on unix:<d>/<name>.sock, once it says READY=1: it listens then, and no probe
+    connection takes one of the places these cases count."""
     sock = os.path.join(d, name + ".sock")
     log = open(os.path.join(d, name + ".log"), "w+")
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    os.mkdir(os.path.join(d, name + ".notify"))
+    notify = dsp.Notify(tap, os.path.join(d, name + ".notify"))
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NOTIFY_SOCKET": notify.path}
     env.update(env_extra)
     proc = subprocess.Popen(list(prefix) + [dsp.PROXY_BIN, "--listen", "unix:" + sock, "--log-target=stderr"],
                             env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     tap.at_exit(lambda: dsp.stop(tap, proc))
-    for _ in range(100):
-        if os.path.exists(sock):
-            break
-        time.sleep(0.05)
+    if not notify.wait_for(lambda m: any(k == "READY" for (_, k, _v) in m), 20):
+        log.seek(0)
+        tap.diag("no READY=1 from the proxy %s in 20 s; its log:\n%s" % (name, log.read()))
     return proc, sock, log
 
 
