@@ -407,16 +407,13 @@ Config *server_swap_config(Server *s, Config *c) {
 
 /* Once the last connection is gone, what the threads freed goes back to the system:
  * glibc keeps it in each thread's arena otherwise, and a burst of streams would leave
- * the process large for good. No request needs a spare read buffer then either. */
+ * the process large for good. (The spare read buffers are freed just before.) */
 static void release_memory_when_idle(Server *s) {
         Counters *k = &s->counters;
         unsigned long served = atomic_load(&k->allowed) + atomic_load(&k->refused) + atomic_load(&k->malformed) +
                 atomic_load(&k->failed);
 
-        if (atomic_load(&k->connections) > 0)
-                return;
-        (void) upstream_trim_buffers(true);
-        if (served == s->served_at_trim)
+        if (atomic_load(&k->connections) > 0 || served == s->served_at_trim)
                 return;
         s->served_at_trim = served;
         (void) malloc_trim(0);
@@ -424,22 +421,16 @@ static void release_memory_when_idle(Server *s) {
 
 /* Ends connections that did not send their request headers in time (slowloris). Returns
  * how many. */
-static unsigned reap_slow_clients(Server *s) {
-        usec_t now = now_coarse_usec(), header, keepalive;
+static unsigned reap_slow_clients(Server *s, usec_t header, usec_t keepalive) {
+        usec_t now = now_coarse_usec();
         unsigned n = 0;
-
-        pthread_rwlock_rdlock(&s->config_lock);
-        header = s->config->header_timeout_usec;
-        keepalive = s->config->keepalive_usec;
-        pthread_rwlock_unlock(&s->config_lock);
 
         for (ConnectionState *cs = s->connections; cs; cs = cs->connections_next) {
                 /* An idle keep-alive connection has its keep-alive time on top. */
                 usec_t allowed = header + (cs->reused && !cs->in_body ? keepalive : 0);
 
-                if (cs->reaped || cs->fd < 0 || !cs->waiting_on_client)
-                        continue;
-                if (cs->waiting_since >= now || now - cs->waiting_since <= allowed)
+                /* waiting_since was taken in this thread, on the same clock: never after now. */
+                if (cs->reaped || cs->fd < 0 || !cs->waiting_on_client || now - cs->waiting_since <= allowed)
                         continue;
                 /* MHD, run next in this loop, sees the end of the stream and closes the connection. */
                 (void) shutdown(cs->fd, SHUT_RDWR);
@@ -460,18 +451,22 @@ static bool has_work(Server *s) {
  * should not wake the CPU. A new connection arms it again. */
 static void on_housekeeping(EventLoop *l, EventTimer *t) {
         Server *s = container_of(t, Server, housekeeping);
-        unsigned reaped = reap_slow_clients(s);
-        usec_t keepalive, next;
+        usec_t header, keepalive, next;
+        unsigned reaped;
         bool more = false;
 
-        if (reaped > 0)
-                log_notice("Closed %u connection(s) that did not send their request headers in time.", reaped);
         pthread_rwlock_rdlock(&s->config_lock);
+        header = s->config->header_timeout_usec;
         keepalive = s->config->keepalive_usec;
         pthread_rwlock_unlock(&s->config_lock);
+
+        reaped = reap_slow_clients(s, header, keepalive);
+        if (reaped > 0)
+                log_notice("Closed %u connection(s) that did not send their request headers in time.", reaped);
         /* Kept daemon connections last as long as an idle client connection. */
         (void) upstream_expire_idle(keepalive, exchange_forget_idle, l);
-        (void) upstream_trim_buffers(false);
+        /* With no connection left, no request needs a spare read buffer either. */
+        (void) upstream_trim_buffers(atomic_load(&s->counters.connections) == 0);
         release_memory_when_idle(s);
         if (s->tick)
                 more = s->tick(s, s->tick_userdata);

@@ -16,7 +16,6 @@
 #include "log.h"
 #include "upstream.h"
 
-
 static char **arg_listen = NULL;
 static size_t arg_n_listen = 0;
 static const char *arg_env_file = NULL;
