@@ -10,6 +10,7 @@ enum {
         GATE_FIELD_CONTENT_LENGTH,
         GATE_FIELD_TRANSFER_ENCODING,
         GATE_FIELD_UPGRADE,
+        GATE_FIELD_HOST,
 };
 
 /* 18 decimal digits cannot overflow 64 bits; 15 hex digits leave room to add. */
@@ -96,6 +97,8 @@ static void field_classify(RequestGate *g) {
                 g->field = GATE_FIELD_TRANSFER_ENCODING;
         else if (g->name_len == 7 && memcmp(g->name, "upgrade", 7) == 0)
                 g->field = GATE_FIELD_UPGRADE;
+        else if (g->name_len == 4 && memcmp(g->name, "host", 4) == 0)
+                g->field = GATE_FIELD_HOST;
 }
 
 static bool field_end(RequestGate *g) {
@@ -122,6 +125,9 @@ static bool field_end(RequestGate *g) {
                 break;
         case GATE_FIELD_UPGRADE:
                 g->upgrade = true;
+                break;
+        case GATE_FIELD_HOST:
+                g->n_host++;
                 break;
         }
         return true;
@@ -151,6 +157,12 @@ static bool head_end(RequestGate *g) {
                 return bad(g, "the request has both Content-Length and Transfer-Encoding");
         if (g->chunked && g->version_minor == '0')
                 return bad(g, "Transfer-Encoding in an HTTP/1.0 request");
+        /* Checked here, not only after libmicrohttpd parsed the head: from 1.0 on it answers
+         * a missing Host itself, in HTML. */
+        if (g->n_host > 1)
+                return bad(g, "the request has several Host headers");
+        if (g->n_host == 0 && g->version_minor == '1')
+                return bad(g, "an HTTP/1.1 request needs a Host header"); /* RFC 9112, 3.2 */
         if (g->chunked) {
                 g->phase = GATE_CHUNK_SIZE;
                 g->chunk_digits = 0;

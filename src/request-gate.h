@@ -61,7 +61,7 @@ typedef struct RequestGate {
         unsigned field;           /* which field the current line is (GATE_FIELD_*) */
         unsigned fields;          /* header (or trailer) lines so far */
 
-        unsigned n_content_length, n_transfer_encoding;
+        unsigned n_content_length, n_transfer_encoding, n_host;
         bool chunked, upgrade;
         uint64_t remaining;       /* body or chunk bytes still to come */
         unsigned chunk_digits;
