@@ -149,6 +149,7 @@ PROXY_S_PID=$!
 
 "$WORK/relay" "$RELAY_PORT" "$WORK/nginx.sock" 2>"$WORK/relay.log" &
 PIDS+=($!)
+RELAY_PID=$!
 
 sed -e "s|@WORK@|$WORK|g" -e "s|@PORT@|$HAPROXY_PORT|g" -e "s|@STANDIN_PORT@|$HAPROXY_S_PORT|g" \
 	"$HERE/conf/haproxy.cfg.in" >"$WORK/haproxy.cfg"
@@ -249,6 +250,21 @@ run_wrk() { # CASE CONTENDER CONNECTIONS PATH [wrk options...]
 note_load start
 record rss_idle proxy "$(rss_kib "$PROXY_PID")"
 record rss_idle haproxy "$(rss_kib "$HAPROXY_PID")"
+# What the idle RSS is made of: the proxy's own memory (anonymous pages), its proportional
+# share of the shared-library pages it maps (PSS), and two floors: the relay (a C program
+# with libc and a thread, idle) and sleep(1), which only links libc and does nothing.
+record rss_idle_anon proxy "$(awk '/^Anonymous:/ { print $2 }' "/proc/$PROXY_PID/smaps_rollup")"
+record pss_idle proxy "$(awk '/^Pss:/ { print $2 }' "/proc/$PROXY_PID/smaps_rollup")"
+record pss_idle haproxy "$(awk '/^Pss:/ { print $2 }' "/proc/$HAPROXY_PID/smaps_rollup")"
+record rss_idle_relay proxy "$(rss_kib "$RELAY_PID")"
+sleep 600 &
+SLEEP_PID=$!
+PIDS+=("$SLEEP_PID")
+sleep 0.5
+record rss_idle_sleep proxy "$(rss_kib "$SLEEP_PID")"
+kill "$SLEEP_PID" 2>/dev/null || true
+wait "$SLEEP_PID" 2>/dev/null || true
+unset 'PIDS[-1]' # ended and reaped: the cleanup must not signal its PID again
 record rss_idle_standin_proxy proxy "$(rss_kib "$PROXY_S_PID")"
 sleep 2 # wait_ready's connection is housekeeping's for a second
 record_wakeups wakeups_idle
@@ -576,6 +592,15 @@ report() {
 	echo "memory, MiB (VmRSS)"
 	line "  idle, just started" "$(awk -v k="$(med rss_idle proxy)" 'BEGIN { print k / 1024 }')" \
 		"$(awk -v k="$(med rss_idle haproxy)" 'BEGIN { print k / 1024 }')" - "%.1f" "v<2"
+	line "    of it the proxy's own (anonymous pages)" "$(awk -v k="$(med rss_idle_anon proxy)" 'BEGIN { print k / 1024 }')" \
+		- - "%.1f" ""
+	line "    PSS (shared-library pages divided among their users)" \
+		"$(awk -v k="$(med pss_idle proxy)" 'BEGIN { print k / 1024 }')" \
+		"$(awk -v k="$(med pss_idle haproxy)" 'BEGIN { print k / 1024 }')" - "%.1f" ""
+	line "    floor: the relay, idle (in the proxy column)" \
+		"$(awk -v k="$(med rss_idle_relay proxy)" 'BEGIN { print k / 1024 }')" - - "%.1f" ""
+	line "    floor: sleep(1), which links only libc" \
+		"$(awk -v k="$(med rss_idle_sleep proxy)" 'BEGIN { print k / 1024 }')" - - "%.1f" ""
 	line "  after the wrk matrix" "$(awk -v k="$(med rss_after proxy)" 'BEGIN { print k / 1024 }')" \
 		"$(awk -v k="$(med rss_after haproxy)" 'BEGIN { print k / 1024 }')" - "%.1f" "v<8"
 	line "  after the 256 MiB bodies" "$(awk -v k="$(med rss_after_big proxy)" 'BEGIN { print k / 1024 }')" \
