@@ -10,7 +10,6 @@ enum {
         GATE_FIELD_CONTENT_LENGTH,
         GATE_FIELD_TRANSFER_ENCODING,
         GATE_FIELD_UPGRADE,
-        GATE_FIELD_HOST,
 };
 
 /* 18 decimal digits cannot overflow 64 bits; 15 hex digits leave room to add. */
@@ -98,7 +97,7 @@ static void field_classify(RequestGate *g) {
         else if (g->name_len == 7 && memcmp(g->name, "upgrade", 7) == 0)
                 g->field = GATE_FIELD_UPGRADE;
         else if (g->name_len == 4 && memcmp(g->name, "host", 4) == 0)
-                g->field = GATE_FIELD_HOST;
+                g->n_host++; /* counted only: its value is taken in runs, as any unread one */
 }
 
 static bool field_end(RequestGate *g) {
@@ -125,9 +124,6 @@ static bool field_end(RequestGate *g) {
                 break;
         case GATE_FIELD_UPGRADE:
                 g->upgrade = true;
-                break;
-        case GATE_FIELD_HOST:
-                g->n_host++;
                 break;
         }
         return true;
