@@ -48,6 +48,8 @@ asan_build=${ASAN_BUILD_DIR:-build-asan}
 asan_cc=${ASAN_CC:-clang}
 build=${BUILD_DIR:-build}
 runs=${DSP_SANITIZED_RUNS:-asan valgrind}
+# ASAN_BUILD_DIR and BUILD_DIR may be given relative to the tree or absolute.
+absolute() { case $1 in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$top" "$1" ;; esac; }
 
 n=0 passed=0 failed=0
 result() { # GOOD DESCRIPTION
@@ -133,14 +135,14 @@ UBSAN_OPTIONS='$ubsan_options'
 ASAN_SYMBOLIZER_PATH='$symbolizer'
 export ASAN_OPTIONS UBSAN_OPTIONS ASAN_SYMBOLIZER_PATH
 echo "\$\$ \$*" >>'$work/started.asan'
-exec '$top/$asan_build/src/docker-socket-proxy' "\$@"
+exec '$(absolute "$asan_build")/src/docker-socket-proxy' "\$@"
 EOF
 cat >"$work/bin-vg/docker-socket-proxy" <<EOF
 #!/bin/sh
 echo "\$\$ \$*" >>'$work/started.vg'
 exec valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=1 \\
 	--log-file='$work/vg/vg.%p' --trace-children=no --num-callers=40 \\
-	'$top/$build/src/docker-socket-proxy' "\$@"
+	'$(absolute "$build")/src/docker-socket-proxy' "\$@"
 EOF
 chmod 755 "$work/bin-asan/docker-socket-proxy" "$work/bin-vg/docker-socket-proxy"
 
