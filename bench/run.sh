@@ -172,6 +172,7 @@ load1() { cut -d' ' -f1 /proc/loadavg; }
 LOADS=()
 note_load() { LOADS+=("$1 $(load1)"); echo "load $1 $(uptime)" >>"$WORK/uptime.txt"; }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+smaps_kib() { awk -v field="$2:" '$1 == field { print $2 }' "/proc/$1/smaps_rollup"; } # PID FIELD
 # Context switches of all of a process's threads: each is a wake-up from a sleep, or a
 # preemption (which needs the thread to be running).
 ctxt_switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { s += $2 } END { print s + 0 }'; }
@@ -253,9 +254,9 @@ record rss_idle haproxy "$(rss_kib "$HAPROXY_PID")"
 # What the idle RSS is made of: the proxy's own memory (anonymous pages), its proportional
 # share of the shared-library pages it maps (PSS), and two floors: the relay (a C program
 # with libc and a thread, idle) and sleep(1), which only links libc and does nothing.
-record rss_idle_anon proxy "$(awk '/^Anonymous:/ { print $2 }' "/proc/$PROXY_PID/smaps_rollup")"
-record pss_idle proxy "$(awk '/^Pss:/ { print $2 }' "/proc/$PROXY_PID/smaps_rollup")"
-record pss_idle haproxy "$(awk '/^Pss:/ { print $2 }' "/proc/$HAPROXY_PID/smaps_rollup")"
+record rss_idle_anon proxy "$(smaps_kib "$PROXY_PID" Anonymous)"
+record pss_idle proxy "$(smaps_kib "$PROXY_PID" Pss)"
+record pss_idle haproxy "$(smaps_kib "$HAPROXY_PID" Pss)"
 record rss_idle_relay proxy "$(rss_kib "$RELAY_PID")"
 sleep 600 &
 SLEEP_PID=$!
@@ -510,6 +511,9 @@ line() { # LABEL P H D FORMAT GOALS
 	printf '%-56s %9s %9s %9s %6s %6s  %-5s %s\n' "$1" "$p" "$h" "$d" "$(ratio "$2" "$3")" "$(ratio "$2" "$4")" \
 		"$v" "$(goal_text "$6")"
 }
+mib() { # METRIC CONTENDER: the median, KiB recorded, in MiB
+	awk -v k="$(med "$1" "$2")" 'BEGIN { print k / 1024 }'
+}
 row() { # LABEL METRIC FORMAT GOALS
 	line "$1" "$(med "$2" proxy)" "$(med "$2" haproxy)" "$(med "$2" direct)" "$3" "${4:-}"
 }
@@ -590,28 +594,19 @@ report() {
 	line "  each event, worst of all rounds" "$(maxof events_max_ms proxy)" "$(maxof events_max_ms haproxy)" \
 		"$(maxof events_max_ms direct)" "%.2f" ""
 	echo "memory, MiB (VmRSS)"
-	line "  idle, just started" "$(awk -v k="$(med rss_idle proxy)" 'BEGIN { print k / 1024 }')" \
-		"$(awk -v k="$(med rss_idle haproxy)" 'BEGIN { print k / 1024 }')" - "%.1f" "v<2"
-	line "    of it the proxy's own (anonymous pages)" "$(awk -v k="$(med rss_idle_anon proxy)" 'BEGIN { print k / 1024 }')" \
-		- - "%.1f" ""
-	line "    PSS (shared-library pages divided among their users)" \
-		"$(awk -v k="$(med pss_idle proxy)" 'BEGIN { print k / 1024 }')" \
-		"$(awk -v k="$(med pss_idle haproxy)" 'BEGIN { print k / 1024 }')" - "%.1f" ""
-	line "    floor: the relay, idle (in the proxy column)" \
-		"$(awk -v k="$(med rss_idle_relay proxy)" 'BEGIN { print k / 1024 }')" - - "%.1f" ""
-	line "    floor: sleep(1), which links only libc" \
-		"$(awk -v k="$(med rss_idle_sleep proxy)" 'BEGIN { print k / 1024 }')" - - "%.1f" ""
-	line "  after the wrk matrix" "$(awk -v k="$(med rss_after proxy)" 'BEGIN { print k / 1024 }')" \
-		"$(awk -v k="$(med rss_after haproxy)" 'BEGIN { print k / 1024 }')" - "%.1f" "v<8"
-	line "  after the 256 MiB bodies" "$(awk -v k="$(med rss_after_big proxy)" 'BEGIN { print k / 1024 }')" \
-		"$(awk -v k="$(med rss_after_big haproxy)" 'BEGIN { print k / 1024 }')" - "%.1f" "v<8"
-	line "  $STREAMS open /events streams" "$(awk -v k="$(med streams_rss_kib proxy)" 'BEGIN { print k / 1024 }')" \
-		"$(awk -v k="$(med streams_rss_kib haproxy)" 'BEGIN { print k / 1024 }')" - "%.1f" "v<64"
+	line "  idle, just started" "$(mib rss_idle proxy)" "$(mib rss_idle haproxy)" - "%.1f" "v<2"
+	line "    of it the proxy's own (anonymous pages)" "$(mib rss_idle_anon proxy)" - - "%.1f" ""
+	line "    PSS (shared-library pages divided among their users)" "$(mib pss_idle proxy)" \
+		"$(mib pss_idle haproxy)" - "%.1f" ""
+	line "    floor: the relay, idle (in the proxy column)" "$(mib rss_idle_relay proxy)" - - "%.1f" ""
+	line "    floor: sleep(1), which links only libc" "$(mib rss_idle_sleep proxy)" - - "%.1f" ""
+	line "  after the wrk matrix" "$(mib rss_after proxy)" "$(mib rss_after haproxy)" - "%.1f" "v<8"
+	line "  after the 256 MiB bodies" "$(mib rss_after_big proxy)" "$(mib rss_after_big haproxy)" - "%.1f" "v<8"
+	line "  $STREAMS open /events streams" "$(mib streams_rss_kib proxy)" "$(mib streams_rss_kib haproxy)" - "%.1f" "v<64"
 	line "    of them still delivering" "$(med streams_delivering proxy)" "$(med streams_delivering haproxy)" - "%.0f" \
 		"v>=$STREAMS"
 	line "    threads in the process" "$(med streams_threads proxy)" "$(med streams_threads haproxy)" - "%.0f" ""
-	line "  after the streams closed" "$(awk -v k="$(med rss_after_streams proxy)" 'BEGIN { print k / 1024 }')" \
-		"$(awk -v k="$(med rss_after_streams haproxy)" 'BEGIN { print k / 1024 }')" - "%.1f" "v<8"
+	line "  after the streams closed" "$(mib rss_after_streams proxy)" "$(mib rss_after_streams haproxy)" - "%.1f" "v<8"
 	echo "wake-ups per second, idle (context switches of all threads over 5 s)"
 	row "  just started" wakeups_idle "%.1f" ""
 	row "  after the runs, keep-alive time over" wakeups_after "%.1f" ""
