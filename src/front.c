@@ -30,6 +30,10 @@
  * spare buffers and runs the caller's tick, while there is anything of that to do. */
 #define HOUSEKEEPING_USEC USEC_PER_SEC
 
+/* Runs of libmicrohttpd after each wait of the loop at most: more would keep the daemon
+ * sockets' events waiting while MHD always has work, as it has under load. */
+#define MHD_RUNS_PER_WAIT 3U
+
 /* The gate's table has a slot per fd number; connections on higher numbers are refused. */
 #define GATED_FDS_MAX (1U << 20)
 
@@ -227,6 +231,17 @@ static void serve_requests(Server *s) {
         }
 }
 
+/* Whether libmicrohttpd has work it can do without waiting: a connection it has not yet
+ * read or written until it would block. */
+static bool mhd_has_work(Server *s) {
+        for (size_t i = 0; i < s->n_fronts; i++) {
+                MHD_UNSIGNED_LONG_LONG msec;
+                if (MHD_get_timeout(s->fronts[i].daemon, &msec) == MHD_YES && msec == 0)
+                        return true;
+        }
+        return false;
+}
+
 static void *serve(void *userdata) {
         Server *s = userdata;
 
@@ -246,8 +261,13 @@ static void *serve(void *userdata) {
                 }
                 serve_requests(s);
                 /* MHD listens again after a connection closed at its limit only in its next
-                 * run: there is one at once, or clients would wait for the next event. */
-                for (unsigned round = 0; round < 2 && (round == 0 || s->connection_closed); round++) {
+                 * run: there is one at once, or clients would wait for the next event. And a
+                 * connection that just answered takes MHD two more runs before it reads the next
+                 * request: they come at once too, each saving a wait of the loop that would
+                 * return at once (1.5 of the 16.5 system calls a request made at 1 connection). */
+                for (unsigned round = 0;
+                     round < MHD_RUNS_PER_WAIT && (round == 0 || s->connection_closed || mhd_has_work(s));
+                     round++) {
                         if (s->connection_closed)
                                 for (size_t i = 0; i < s->n_fronts; i++)
                                         s->fronts[i].overflow_blocked = false;
