@@ -264,7 +264,7 @@ static void *serve(void *userdata) {
                  * run: there is one at once, or clients would wait for the next event. And a
                  * connection that just answered takes MHD two more runs before it reads the next
                  * request: they come at once too, each saving a wait of the loop that would
-                 * return at once (1.5 of the 16.5 system calls a request made at 1 connection). */
+                 * return at once (1.5-2 of the 16-16.5 system calls a request made at 1 connection). */
                 for (unsigned round = 0;
                      round < MHD_RUNS_PER_WAIT && (round == 0 || s->connection_closed || mhd_has_work(s));
                      round++) {
