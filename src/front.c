@@ -231,30 +231,26 @@ static void serve_requests(Server *s) {
         }
 }
 
-/* Whether libmicrohttpd has work it can do without waiting: a connection it has not yet
- * read or written until it would block. */
-static bool mhd_has_work(Server *s) {
+/* Until libmicrohttpd's next timeout; 0 while it has work it can do without waiting (a
+ * connection it has not yet read or written until it would block). */
+static usec_t mhd_wait_usec(Server *s) {
+        usec_t wait = USEC_INFINITY;
+
         for (size_t i = 0; i < s->n_fronts; i++) {
                 MHD_UNSIGNED_LONG_LONG msec;
-                if (MHD_get_timeout(s->fronts[i].daemon, &msec) == MHD_YES && msec == 0)
-                        return true;
+                if (MHD_get_timeout(s->fronts[i].daemon, &msec) == MHD_YES)
+                        wait = MIN(wait, (usec_t) msec * USEC_PER_MSEC);
         }
-        return false;
+        return wait;
 }
 
 static void *serve(void *userdata) {
         Server *s = userdata;
+        usec_t mhd_wait = mhd_wait_usec(s);
 
         while (!atomic_load(&s->loop_exit)) {
-                usec_t wait = USEC_INFINITY;
-                int r;
+                int r = event_loop_run_once(s->loop, mhd_wait);
 
-                for (size_t i = 0; i < s->n_fronts; i++) {
-                        MHD_UNSIGNED_LONG_LONG msec;
-                        if (MHD_get_timeout(s->fronts[i].daemon, &msec) == MHD_YES)
-                                wait = MIN(wait, (usec_t) msec * USEC_PER_MSEC);
-                }
-                r = event_loop_run_once(s->loop, wait);
                 if (r < 0) {
                         log_error_errno(r, "The event loop failed: %m");
                         break;
@@ -265,15 +261,16 @@ static void *serve(void *userdata) {
                  * connection that just answered takes MHD two more runs before it reads the next
                  * request: they come at once too, each saving a wait of the loop that would
                  * return at once (1.5-2 of the 16-16.5 system calls a request made at 1 connection). */
-                for (unsigned round = 0;
-                     round < MHD_RUNS_PER_WAIT && (round == 0 || s->connection_closed || mhd_has_work(s));
-                     round++) {
+                for (unsigned round = 1;; round++) {
                         if (s->connection_closed)
                                 for (size_t i = 0; i < s->n_fronts; i++)
                                         s->fronts[i].overflow_blocked = false;
                         s->connection_closed = false;
                         for (size_t i = 0; i < s->n_fronts; i++)
                                 (void) MHD_run(s->fronts[i].daemon);
+                        mhd_wait = mhd_wait_usec(s);
+                        if (round == MHD_RUNS_PER_WAIT || !(s->connection_closed || mhd_wait == 0))
+                                break;
                 }
                 watch_overflow(s);
         }
