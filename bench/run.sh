@@ -186,6 +186,22 @@ record_wakeups() { # METRIC: wake-ups per second of the proxy and HAProxy, untou
 }
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; } # utime + stime
 CLK_TCK=$(getconf CLK_TCK)
+# The whole machine's CPU time, every process's (wrk, nginx, the contender): busy ticks
+# (user, nice, system, irq, softirq) and the ticks the CPUs were ours (all but steal).
+machine_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat; }
+# KiB of PID's resident pages in the library named LIB (as in its maps: libsystemd.so) and
+# in the libraries that library loads, libc and the dynamic loader apart: every program has
+# those (the sleep(1) floor).
+lib_chain_kib() { # PID LIB
+	local lib files
+	lib=$(awk -v n="/$2" 'index($6, n) { print $6; exit }' "/proc/$1/maps")
+	[ -n "$lib" ] || { echo 0; return; }
+	files=$({ echo "$lib"; ldd "$lib" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }'; } | xargs -r readlink -f |
+		grep -v -e '/libc\.so' -e '/ld-linux')
+	awk -v files="$files" 'BEGIN { n = split(files, f, "\n"); for (i = 1; i <= n; i++) want[f[i]] = 1 }
+		/^[0-9a-f]+-[0-9a-f]+ / { path = $6 } $1 == "Rss:" && (path in want) { s += $2 } END { print s + 0 }' \
+		"/proc/$1/smaps"
+}
 
 port_of() { # CONTENDER [standin]
 	case "$1${2:+-$2}" in
@@ -221,11 +237,13 @@ export BENCH_FIXTURES=$HERE/fixtures
 run_wrk() { # CASE CONTENDER CONNECTIONS PATH [wrk options...]
 	local case=$1 who=$2 conns=$3 path=$4
 	shift 4
-	local port pid t0 t1 out
+	local port pid t0 t1 out m0 m1
 	port=$(port_of "$who")
 	pid=$(pid_of "$who")
 	[ -n "$pid" ] && t0=$(cpu_ticks "$pid")
+	m0=$(machine_ticks)
 	out=$(wrk -t1 -c"$conns" -d"${DURATION}s" --latency "$@" "http://127.0.0.1:$port$path" 2>&1) || true
+	m1=$(machine_ticks)
 	[ -n "$pid" ] && t1=$(cpu_ticks "$pid")
 	echo "== $case $who: $out" >>"$WORK/wrk.log"
 	# Requests/sec, p50 and p99 in microseconds, requests, errors (socket and non-2xx).
@@ -244,6 +262,11 @@ run_wrk() { # CASE CONTENDER CONNECTIONS PATH [wrk options...]
 	if [ -n "$pid" ] && [ "$reqs" -gt 0 ]; then
 		record "$case.cpu" "$who" "$(awk -v t="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')"
 	fi
+	if [ "$reqs" -gt 0 ]; then
+		read -r busy ours < <(awk -v a="$m0" -v b="$m1" 'BEGIN { split(a, x, " "); split(b, y, " "); print y[1] - x[1], y[2] - x[2] }')
+		record "$case.machine_cpu" "$who" "$(awk -v t="$busy" -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')"
+		[ "$ours" -gt 0 ] && record "$case.machine_busy" "$who" "$(awk -v b="$busy" -v t="$ours" 'BEGIN { printf "%.1f", 100 * b / t }')"
+	fi
 }
 
 # ---- the figures -------------------------------------------------------------------------
@@ -258,6 +281,8 @@ record rss_idle_anon proxy "$(smaps_kib "$PROXY_PID" Anonymous)"
 record pss_idle proxy "$(smaps_kib "$PROXY_PID" Pss)"
 record pss_idle haproxy "$(smaps_kib "$HAPROXY_PID" Pss)"
 record rss_idle_relay proxy "$(rss_kib "$RELAY_PID")"
+record rss_idle_mhd_chain proxy "$(lib_chain_kib "$PROXY_PID" libmicrohttpd.so)"
+record rss_idle_systemd_chain proxy "$(lib_chain_kib "$PROXY_PID" libsystemd.so)"
 sleep 600 &
 SLEEP_PID=$!
 PIDS+=("$SLEEP_PID")
@@ -571,6 +596,13 @@ report() {
 	floor "  relay /_ping p99, microseconds" ka_ping_1.p99 "%.0f"
 	floor "  relay /containers/json p50, microseconds" ka_containers_1.p50 "%.0f"
 	floor "  relay /containers/json p99, microseconds" ka_containers_1.p99 "%.0f"
+	echo "the whole machine (wrk, nginx and the contender) at 16 connections, from /proc/stat"
+	echo "  (when it is as busy through the proxy as direct, p/dir of its CPU per request bounds"
+	echo "  the proxy's p/dir of req/s from above: 1 / that ratio)"
+	row "  keep-alive /_ping, CPU per request, microseconds" ka_ping_16.machine_cpu "%.1f"
+	row "  keep-alive /_ping, CPU busy, % of the time it was ours" ka_ping_16.machine_busy "%.0f"
+	row "  keep-alive /containers/json, CPU per request" ka_containers_16.machine_cpu "%.1f"
+	row "  keep-alive /containers/json, CPU busy, %" ka_containers_16.machine_busy "%.0f"
 	echo "proxy CPU per request (utime+stime / requests), microseconds"
 	row "  keep-alive /_ping (16 conn)" ka_ping_16.cpu "%.1f" "h<=0.7"
 	row "  keep-alive /containers/json (16 conn)" ka_containers_16.cpu "%.1f" "h<=0.7"
@@ -598,6 +630,8 @@ report() {
 	line "    of it the proxy's own (anonymous pages)" "$(mib rss_idle_anon proxy)" - - "%.1f" ""
 	line "    PSS (shared-library pages divided among their users)" "$(mib pss_idle proxy)" \
 		"$(mib pss_idle haproxy)" - "%.1f" ""
+	line "    of it libmicrohttpd and what it loads (GnuTLS...)" "$(mib rss_idle_mhd_chain proxy)" - - "%.1f" ""
+	line "    of it libsystemd and what it loads" "$(mib rss_idle_systemd_chain proxy)" - - "%.1f" ""
 	line "    floor: the relay, idle (in the proxy column)" "$(mib rss_idle_relay proxy)" - - "%.1f" ""
 	line "    floor: sleep(1), which links only libc" "$(mib rss_idle_sleep proxy)" - - "%.1f" ""
 	line "  after the wrk matrix" "$(mib rss_after proxy)" "$(mib rss_after haproxy)" - "%.1f" "v<8"
