@@ -74,6 +74,8 @@ RAW=$WORK/raw.txt
 gcc -O2 -Wall -pthread -o "$WORK/standin" "$HERE/standin.c"
 STANDIN=$WORK/standin
 gcc -O2 -Wall -pthread -o "$WORK/relay" "$HERE/relay.c"
+# shellcheck disable=SC2046 # pkg-config's words are meant to split
+gcc -O2 -Wall -o "$WORK/mhd-proto" "$HERE/mhd-proto.c" $(pkg-config --cflags --libs libmicrohttpd)
 truncate -s 256M "$WORK/big.tar"
 
 # ---- processes: started here, stopped here -----------------------------------------------
@@ -118,6 +120,7 @@ HAPROXY_PORT=$(free_port)      # HAProxy in front of nginx
 HAPROXY_S_PORT=$(free_port)    # HAProxy in front of the C stand-in
 ACTIVATE_PORT=$(free_port)     # systemd-socket-activate
 RELAY_PORT=$(free_port)        # bench/relay.c in front of nginx: the floor at 1 connection
+MHD_PORT=$(free_port)          # bench/mhd-proto.c (loop) in front of nginx: the same for libmicrohttpd
 
 wait_ready() { # ADDR: until something answers there
 	local _
@@ -150,6 +153,8 @@ PROXY_S_PID=$!
 "$WORK/relay" "$RELAY_PORT" "$WORK/nginx.sock" 2>"$WORK/relay.log" &
 PIDS+=($!)
 RELAY_PID=$!
+"$WORK/mhd-proto" loop "$MHD_PORT" "$WORK/nginx.sock" 2>"$WORK/mhd-proto.log" &
+PIDS+=($!)
 
 sed -e "s|@WORK@|$WORK|g" -e "s|@PORT@|$HAPROXY_PORT|g" -e "s|@STANDIN_PORT@|$HAPROXY_S_PORT|g" \
 	"$HERE/conf/haproxy.cfg.in" >"$WORK/haproxy.cfg"
@@ -164,6 +169,7 @@ wait_ready "tcp:127.0.0.1:$PROXY_PORT"
 wait_ready "tcp:127.0.0.1:$PROXY_S_PORT"
 wait_ready "tcp:127.0.0.1:$HAPROXY_PORT"
 wait_ready "tcp:127.0.0.1:$RELAY_PORT"
+wait_ready "tcp:127.0.0.1:$MHD_PORT"
 
 # ---- measuring helpers -------------------------------------------------------------------
 
@@ -209,6 +215,7 @@ port_of() { # CONTENDER [standin]
 	haproxy) echo "$HAPROXY_PORT" ;;
 	direct) echo "$DIRECT_PORT" ;;
 	relay) echo "$RELAY_PORT" ;;
+	mhd) echo "$MHD_PORT" ;;
 	proxy-standin) echo "$PROXY_S_PORT" ;;
 	haproxy-standin) echo "$HAPROXY_S_PORT" ;;
 	direct-standin) echo "$STANDIN_PORT" ;;
@@ -316,17 +323,17 @@ CASES=(
 	"close_ping_16 16 /_ping -H Connection:close"
 	"close_containers_16 16 /containers/json -H Connection:close"
 )
-total=$((ROUNDS * (${#CASES[@]} * 3 + 3) * DURATION))
-log "wrk matrix: $ROUNDS rounds x ${#CASES[@]} cases x 3 contenders (and the relay on 3) x ${DURATION}s (about $((total / 60)) min)"
+total=$((ROUNDS * (${#CASES[@]} * 3 + 6) * DURATION))
+log "wrk matrix: $ROUNDS rounds x ${#CASES[@]} cases x 3 contenders (and the relay and bare MHD on 3) x ${DURATION}s (about $((total / 60)) min)"
 for round in $(seq "$ROUNDS"); do
 	note_load "round$round"
 	log "round $round of $ROUNDS (load $(load1))"
 	for c in "${CASES[@]}"; do
 		read -r -a a <<<"$c"
 		contenders=$(order_for_round "$round")
-		# The floor is measured where the goals are latencies: keep-alive, 1 connection.
+		# The floors are measured where the goals are latencies: keep-alive, 1 connection.
 		if [[ ${a[0]} == ka_*_1 ]]; then
-			if ((round % 2)); then contenders="relay $contenders"; else contenders="$contenders relay"; fi
+			if ((round % 2)); then contenders="relay mhd $contenders"; else contenders="$contenders mhd relay"; fi
 		fi
 		for who in $contenders; do
 			run_wrk "${a[0]}" "$who" "${a[1]}" "${a[2]}" "${a[@]:3}"
@@ -586,16 +593,19 @@ report() {
 	row "  /containers/json p50" ka_containers_1.p50 "%.0f" "d<=1.5"
 	row "  /containers/json p99" ka_containers_1.p99 "%.0f" "d<=2"
 	row "  /_ping p50, new connection each" close_ping_1.p50 "%.0f" ""
-	echo "the floor at 1 connection: bench/relay.c, a thread per connection copying bytes, no HTTP"
-	echo "  (its figures in the proxy column; p/dir is relay/direct)"
-	floor() { line "$1" "$(med "$2" relay)" - "$(med "$2" direct)" "$3" ""; }
-	floor "  relay /_ping req/s" ka_ping_1.rps "%.0f"
-	floor "  relay /version req/s" ka_version_1.rps "%.0f"
-	floor "  relay /containers/json req/s" ka_containers_1.rps "%.0f"
-	floor "  relay /_ping p50, microseconds" ka_ping_1.p50 "%.0f"
-	floor "  relay /_ping p99, microseconds" ka_ping_1.p99 "%.0f"
-	floor "  relay /containers/json p50, microseconds" ka_containers_1.p50 "%.0f"
-	floor "  relay /containers/json p99, microseconds" ka_containers_1.p99 "%.0f"
+	echo "the floors at 1 connection (their figures in the proxy column; p/dir is theirs over direct's):"
+	echo "  relay = bench/relay.c, a thread per connection copying bytes, no HTTP;"
+	echo "  bare MHD = bench/mhd-proto.c loop, libmicrohttpd run as the proxy runs it, no checks"
+	floor() { line "$1" "$(med "$2" "$3")" - "$(med "$2" direct)" "%.0f" ""; }
+	for f in relay:relay "bare MHD:mhd"; do
+		floor "  ${f%%:*} /_ping req/s" ka_ping_1.rps "${f#*:}"
+		floor "  ${f%%:*} /version req/s" ka_version_1.rps "${f#*:}"
+		floor "  ${f%%:*} /containers/json req/s" ka_containers_1.rps "${f#*:}"
+		floor "  ${f%%:*} /_ping p50, microseconds" ka_ping_1.p50 "${f#*:}"
+		floor "  ${f%%:*} /_ping p99, microseconds" ka_ping_1.p99 "${f#*:}"
+		floor "  ${f%%:*} /containers/json p50, microseconds" ka_containers_1.p50 "${f#*:}"
+		floor "  ${f%%:*} /containers/json p99, microseconds" ka_containers_1.p99 "${f#*:}"
+	done
 	echo "the whole machine (wrk, nginx and the contender) at 16 connections, from /proc/stat"
 	echo "  (when it is as busy through the proxy as direct, p/dir of its CPU per request bounds"
 	echo "  the proxy's p/dir of req/s from above: 1 / that ratio)"
