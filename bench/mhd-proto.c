@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: MIT */
-/* Two bare libmicrohttpd proxies, for one question: how much would an event loop save
- * against libmicrohttpd's thread per connection (bench/README.md, "Where the proxy's cost
- * is")? Both forward GETs to a daemon's Unix socket over kept connections and answer with
- * the daemon's body and one header; no policy, no checks. They differ only in how they wait:
+/* Two bare libmicrohttpd proxies. They first answered one question: how much would an
+ * event loop save against libmicrohttpd's thread per connection (bench/README.md, "Where
+ * the proxy's cost is")? The loop now also runs in bench/run.sh as the floor at 1
+ * connection for any proxy built on libmicrohttpd. Both forward GETs to a daemon's Unix
+ * socket over kept connections and answer with the daemon's body and one header; no
+ * policy, no checks. They differ only in how they wait:
  *
  *   thread  MHD_USE_THREAD_PER_CONNECTION: the connection's thread blocks in poll() on the
- *           daemon, as docker-socket-proxy does.
+ *           daemon, as docker-socket-proxy did before it had a loop.
  *   loop    one thread: MHD with MHD_USE_EPOLL and no thread of its own, our epoll set
  *           holding MHD's and the daemon connections; a connection waiting on the daemon is
- *           suspended and resumed when its daemon connection becomes readable.
+ *           suspended and resumed when its daemon connection becomes readable, as
+ *           docker-socket-proxy does.
  *
  * Build: gcc -O2 -Wall -Wextra -o mhd-proto bench/mhd-proto.c -lmicrohttpd
  * Run:   mhd-proto thread|loop PORT DAEMON-SOCKET   (listens on 127.0.0.1:PORT)
