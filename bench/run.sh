@@ -638,10 +638,10 @@ report() {
 	echo "memory, MiB (VmRSS)"
 	line "  idle, just started" "$(mib rss_idle proxy)" "$(mib rss_idle haproxy)" - "%.1f" "v<2"
 	line "    of it the proxy's own (anonymous pages)" "$(mib rss_idle_anon proxy)" - - "%.1f" ""
-	line "    PSS (shared-library pages divided among their users)" "$(mib pss_idle proxy)" \
-		"$(mib pss_idle haproxy)" - "%.1f" ""
 	line "    of it libmicrohttpd and what it loads (GnuTLS...)" "$(mib rss_idle_mhd_chain proxy)" - - "%.1f" ""
 	line "    of it libsystemd and what it loads" "$(mib rss_idle_systemd_chain proxy)" - - "%.1f" ""
+	line "    PSS (shared-library pages divided among their users)" "$(mib pss_idle proxy)" \
+		"$(mib pss_idle haproxy)" - "%.1f" ""
 	line "    floor: the relay, idle (in the proxy column)" "$(mib rss_idle_relay proxy)" - - "%.1f" ""
 	line "    floor: sleep(1), which links only libc" "$(mib rss_idle_sleep proxy)" - - "%.1f" ""
 	line "  after the wrk matrix" "$(mib rss_after proxy)" "$(mib rss_after haproxy)" - "%.1f" "v<8"
